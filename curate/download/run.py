@@ -1,0 +1,93 @@
+"""The download stage: split the input into shards, fetch them on an engine, retry failed shards,
+and finish with a status for every input row."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pyarrow as pa
+from img2dataset.downloader import Downloader
+from img2dataset.resizer import Resizer
+from img2dataset.writer import WebDatasetSampleWriter
+
+from curate.download.config import DownloadConfig
+from curate.download.guard import AddressPolicy
+from curate.download.inputs import read_input
+from curate.download.status import SUCCESS
+from curate.download.worker import SHARD_DIGITS, Layout, ShardWorker
+from curate.engines.base import Engine
+from curate.errors import CurateError
+from curate.io import fs
+from curate.io.stagedir import StageDir
+from curate.stage import StageStats
+
+log = logging.getLogger(__name__)
+
+NAME = "download"
+COLUMNS = ["uid", "caption", "url"]  # the order img2dataset's Reader gives its Downloader
+
+
+def make_downloader(config: DownloadConfig, raw_dir: str) -> Downloader:
+    resizer = Resizer(image_size=config.image_size, resize_mode=config.resize_mode,
+                      resize_only_if_bigger=True, encode_format=config.encode_format, skip_reencode=True)
+    return Downloader(
+        sample_writer_class=WebDatasetSampleWriter, resizer=resizer, thread_count=config.threads,
+        save_caption=True, extract_exif=False, output_folder=raw_dir, column_list=COLUMNS,
+        timeout=config.timeout, number_sample_per_shard=config.shard_size, oom_shard_count=SHARD_DIGITS,
+        compute_hash="sha256", verify_hash_type=None, encode_format=config.encode_format,
+        retries=config.retries, user_agent_token=config.user_agent_token,
+        disallowed_header_directives=list(config.disallowed_header_directives) or None)
+
+
+def _write_input_shards(layout: Layout, urls: pa.Table, shard_size: int, shard_ids: list[int]) -> None:
+    for sid in shard_ids:
+        part = urls.slice(sid * shard_size, shard_size).select(COLUMNS)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, part.schema) as writer:
+            writer.write_table(part)
+        fs.write_bytes(layout.input_arrow(sid), sink.getvalue().to_pybytes())
+
+
+def run_download(engine: Engine, run_dir: str, config: DownloadConfig) -> dict:
+    """Download `config.input` into RUN/download; a finished stage is a no-op, an unfinished one resumes."""
+    sd = StageDir(run_dir, NAME)
+    if sd.done():
+        log.info("download: already complete in %s", sd.path)
+        return sd.stats()
+    policy = AddressPolicy(config.allow_addresses)
+    urls = read_input(config)
+    sd.begin()
+    layout = Layout(sd.path)
+    fs.write_table(urls, sd.file("urls.parquet"), schema="urls")
+    n_shards = math.ceil(urls.num_rows / config.shard_size)
+    pending = [s for s in range(n_shards) if not fs.exists(layout.samples(s))]
+    log.info("download: %d rows in %d shards, %d to fetch", urls.num_rows, n_shards, len(pending))
+    _write_input_shards(layout, urls, config.shard_size, pending)
+    fs.makedirs(layout.raw)
+    worker = ShardWorker(make_downloader(config, layout.raw), policy, layout)
+    failures: list = []
+    for attempt in range(1 + config.max_shard_retry):
+        if not pending:
+            break
+        if attempt:
+            log.warning("download: retrying %d failed shards (attempt %d)", len(pending), attempt + 1)
+        failures = [r for r in engine.run_tasks(worker, pending) if not r.ok]
+        pending = [r.shard_id for r in failures]
+    if pending:
+        raise CurateError(f"download: {len(pending)} shard(s) failed after {config.max_shard_retry + 1} "
+                          f"attempts (first: {failures[0].error}); rerun to resume")
+    for folder in (layout.inputs, layout.raw):
+        ffs, p = fs.url_to_fs(folder)
+        if ffs.exists(p):
+            ffs.rm(p, recursive=True)
+    samples = fs.read_table(sd.file("samples"), schema="samples")
+    stats = StageStats.from_table(samples.append_column(
+        "reason", pa.array([None if s == SUCCESS else s for s in samples.column("status").to_pylist()],
+                           pa.string())))
+    if stats.rows_in != urls.num_rows:
+        raise CurateError(f"download: {urls.num_rows} input rows but {stats.rows_in} status rows; "
+                          "remove RUN/download and rerun")
+    result = {"stage": NAME, "shards": n_shards, **stats.to_dict()}
+    sd.finish(result)
+    return result

@@ -1,0 +1,115 @@
+"""fsspec-backed paths and atomic writes: write to a temporary name, then rename."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate import schemas
+from curate.errors import CurateError
+
+TMP_PREFIX = "_tmp."
+
+
+def url_to_fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, p = fsspec.core.url_to_fs(str(path))
+    return fs, p
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([str(base).rstrip("/"), *parts])
+
+
+def exists(path: str) -> bool:
+    fs, p = url_to_fs(path)
+    return fs.exists(p)
+
+
+def makedirs(path: str) -> None:
+    fs, p = url_to_fs(path)
+    fs.makedirs(p, exist_ok=True)
+
+
+def _tmp_name(p: str) -> str:
+    head, _, tail = p.rpartition("/")
+    return f"{head}/{TMP_PREFIX}{uuid.uuid4().hex[:8]}.{tail}"
+
+
+@contextmanager
+def atomic_open(path: str, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open `path` for writing under a temporary name; rename into place only if the block succeeds."""
+    fs, p = url_to_fs(path)
+    fs.makedirs(p.rpartition("/")[0] or ".", exist_ok=True)
+    tmp = _tmp_name(p)
+    try:
+        with fs.open(tmp, mode) as fh:
+            yield fh
+        fs.mv(tmp, p)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_json(path: str, obj: Any) -> None:
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str) -> Any:
+    fs, p = url_to_fs(path)
+    with fs.open(p, "rb") as fh:
+        return json.load(fh)
+
+
+def write_table(table: pa.Table, path: str, schema: str | None = None) -> None:
+    """Write a parquet file atomically, conformed to `schema` (a name in schemas/) when given."""
+    if schema is not None:
+        table = schemas.conform(table, schema)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    write_bytes(path, buf.getvalue())
+
+
+def read_table(path: str, schema: str | None = None, columns: list[str] | None = None) -> pa.Table:
+    """Read one parquet file or a folder of them, with a one-line error for a missing or bad file."""
+    fs, p = url_to_fs(path)
+    if not fs.exists(p):
+        raise CurateError(f"no such file or folder: {path}")
+    try:
+        if fs.isdir(p):
+            files = sorted(f for f in fs.ls(p, detail=False)
+                           if f.endswith(".parquet") and not os.path.basename(f).startswith(("_", ".")))
+            tables = [pq.read_table(f, filesystem=fs, columns=columns) for f in files]
+            if not tables:
+                raise CurateError(f"no parquet files in {path}")
+            table = pa.concat_tables(tables)
+        else:
+            table = pq.read_table(p, filesystem=fs, columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CurateError(f"cannot read parquet {path}: {str(exc).splitlines()[0]}") from exc
+    if schema is not None:
+        table = schemas.check(table, schema)
+    return table
+
+
+def remove_tmp_files(folder: str) -> None:
+    """Remove leftovers of an interrupted write (files starting with the temporary prefix)."""
+    fs, p = url_to_fs(folder)
+    if not fs.exists(p):
+        return
+    for f in fs.find(p):
+        if os.path.basename(f).startswith(TMP_PREFIX):
+            fs.rm(f)

@@ -1,0 +1,43 @@
+"""A stage's folder in a run directory: outputs under deterministic names, `_stats.json`, `_SUCCESS` last."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from curate.io import fs
+
+log = logging.getLogger(__name__)
+
+SUCCESS = "_SUCCESS"
+STATS = "_stats.json"
+
+
+@dataclass(frozen=True)
+class StageDir:
+    run: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        return fs.join(self.run, self.name)
+
+    def file(self, *parts: str) -> str:
+        return fs.join(self.path, *parts)
+
+    def done(self) -> bool:
+        return fs.exists(self.file(SUCCESS))
+
+    def begin(self) -> None:
+        """Prepare to (re)run: the folder exists and no half-written temporary file is left."""
+        fs.makedirs(self.path)
+        fs.remove_tmp_files(self.path)
+
+    def finish(self, stats: dict) -> None:
+        """Write the stage's stats, then the completion marker: a reader that sees `_SUCCESS` sees all."""
+        fs.write_json(self.file(STATS), stats)
+        fs.write_bytes(self.file(SUCCESS), b"")
+        log.info("%s: done (%s)", self.name, self.path)
+
+    def stats(self) -> dict:
+        return fs.read_json(self.file(STATS))

@@ -1,0 +1,78 @@
+"""Versioned Arrow schemas, kept as data in schemas/*.json and checked on every read and write."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import pyarrow as pa
+
+from curate.errors import SchemaError
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "list<float16>": pa.list_(pa.float16()),
+}
+
+
+@cache
+def spec(name: str, version: int = 1) -> dict:
+    path = SCHEMA_DIR / f"{name}.v{version}.json"
+    if not path.is_file():
+        raise SchemaError(f"no schema {name} v{version} (expected {path})")
+    return json.loads(path.read_text())
+
+
+@cache
+def load(name: str, version: int = 1) -> pa.Schema:
+    """The Arrow schema of table `name`, with its name and version in the schema metadata."""
+    fields = [pa.field(f["name"], _TYPES[f["type"]], nullable=f["nullable"]) for f in spec(name, version)["fields"]]
+    return pa.schema(fields, metadata={"curate.schema": f"{name}.v{version}"})
+
+
+@cache
+def reasons(stage: str) -> frozenset[str]:
+    """The closed set of rejection reasons (or download statuses) a stage may write."""
+    return frozenset(spec("reasons")["stages"][stage])
+
+
+def conform(table: pa.Table, name: str, version: int = 1) -> pa.Table:
+    """Select, order and cast `table`'s columns to schema `name`; raise SchemaError if it cannot."""
+    schema = load(name, version)
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise SchemaError(f"table for schema {name}.v{version} lacks columns {missing}")
+    cols = []
+    for field in schema:
+        col = table.column(field.name)
+        if not field.nullable and col.null_count:
+            raise SchemaError(f"{name}.v{version}: column {field.name!r} has {col.null_count} nulls")
+        if col.type != field.type:
+            try:
+                col = col.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SchemaError(f"{name}.v{version}: column {field.name!r} is {col.type}, "
+                                  f"not {field.type}") from exc
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def check(table: pa.Table, name: str, version: int = 1) -> pa.Table:
+    """Validate a table read from disk against its schema (names and types must match exactly)."""
+    schema = load(name, version)
+    got = {f.name: f.type for f in table.schema}
+    for field in schema:
+        if field.name not in got:
+            raise SchemaError(f"{name}.v{version}: column {field.name!r} missing")
+        if got[field.name] != field.type:
+            raise SchemaError(f"{name}.v{version}: column {field.name!r} is {got[field.name]}, "
+                              f"expected {field.type}")
+    return table

@@ -1,0 +1,42 @@
+"""Tar helpers: an index of member offsets for random access, and a deterministic writer."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections import defaultdict
+from typing import BinaryIO
+
+from curate.io import fs
+
+
+def index(path: str) -> dict[str, dict[str, tuple[int, int]]]:
+    """key -> {extension: (data offset, size)} for every file member of an uncompressed tar."""
+    out: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    tfs, p = fs.url_to_fs(path)
+    with tfs.open(p, "rb") as fh, tarfile.open(fileobj=fh, mode="r:") as tar:
+        for m in tar:
+            if m.isfile():
+                key, _, ext = m.name.partition(".")
+                out[key][ext] = (m.offset_data, m.size)
+    return dict(out)
+
+
+def read_member(fh: BinaryIO, offset: int, size: int) -> bytes:
+    fh.seek(offset)
+    return fh.read(size)
+
+
+class DeterministicTarWriter:
+    """USTAR members with fixed owner, mode and mtime: the same samples give the same bytes."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.tar = tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT)
+
+    def add(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(data), 0, 0o444
+        self.tar.addfile(info, io.BytesIO(data))
+
+    def close(self) -> None:
+        self.tar.close()

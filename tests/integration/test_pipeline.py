@@ -1,0 +1,158 @@
+"""The whole pipeline on the bundled sample pool: real Spark, real Ray, a real loopback server.
+Stage decisions are checked against the pool's planted, labelled defects."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from curate.audit import audit
+from curate.cli import main
+from curate.demo.run import run_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.ray]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = run_demo(str(out))
+    assert result.ok, result.problems
+    return out
+
+
+def _labels(run: Path):
+    return pq.read_table(run / "pool" / "labels.parquet").to_pandas().set_index("uid")
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_audit_identity_holds(run):
+    result = audit(str(run))
+    labels = _labels(run)
+    assert result.ok, result.problems
+    assert result.input_rows == len(labels)
+    assert result.kept + sum(result.rejected.values()) == len(labels)
+    assert result.kept > 0
+
+
+def test_download_statuses_match_planted_labels(run):
+    labels = _labels(run)
+    samples = pq.read_table(run / "download" / "samples").to_pandas().set_index("uid")
+    joined = labels.join(samples[["status", "error"]])
+    mismatch = joined[joined.status != joined.expected_status]
+    assert mismatch.empty, mismatch[["defect", "expected_status", "status", "error"]].head()
+    assert (joined[joined.defect == "http_404"].error.str.contains("404")).all()
+
+
+def test_every_duplicate_group_keeps_exactly_one(run):
+    labels = _labels(run)
+    dedup = pq.read_table(run / "dedup" / "decisions.parquet").to_pandas().set_index("uid")
+    groups = labels[labels.group.notna()].join(dedup[["reason"]])
+    for gid, rows in groups.groupby("group"):
+        assert rows.reason.isna().sum() == 1, (gid, rows[["defect", "reason"]])
+    planted = labels[labels.defect.isin(["duplicate_image", "duplicate_url"])].join(dedup[["reason"]])
+    # a planted copy may be the survivor of its group (smallest uid wins), never a third outcome
+    assert set(planted.reason.dropna()) <= {"duplicate_image", "duplicate_url"}
+    clean_singletons = labels[(labels.defect == "clean") & labels.group.isna()].join(dedup[["reason"]])
+    assert clean_singletons.reason.isna().all()
+
+
+def test_select_decisions_match_planted_labels(run):
+    labels = _labels(run)
+    dec = pq.read_table(run / "select" / "decisions.parquet").to_pandas().set_index("uid")
+    joined = labels.join(dec, how="inner")
+    expect = {"non_english": "not_english", "short_caption": "too_few_words", "small": "image_too_small",
+              "aspect": "aspect_ratio", "mismatched": "low_clip_score"}
+    for defect, reason in expect.items():
+        rows = joined[joined.defect == defect]
+        assert len(rows) > 0, defect
+        assert (rows.reason == reason).all(), (defect, rows.reason.value_counts().to_dict())
+    clean = joined[joined.defect == "clean"]
+    assert clean.kept.mean() > 0.97, clean.reason.value_counts().to_dict()
+
+
+def test_tiny_model_separates_matched_from_mismatched(run):
+    labels = _labels(run)
+    scores = pq.read_table(run / "score" / "scores").to_pandas().set_index("uid")
+    joined = labels.join(scores[["clip_similarity"]], how="inner")
+    matched = joined[joined.defect == "clean"].clip_similarity
+    mismatched = joined[joined.defect == "mismatched"].clip_similarity
+    assert matched.median() - mismatched.median() > 0.4
+    assert (matched.quantile(0.05)) > mismatched.quantile(0.95)
+
+
+def test_embeddings_are_float16_unit_vectors(run):
+    table = pq.read_table(run / "score" / "embeddings")
+    assert str(table.schema.field("image_embedding").type) == "list<item: halffloat>"
+    import numpy as np
+
+    emb = np.array(table.column("image_embedding")[0].as_py(), dtype=np.float32)
+    assert abs(float(np.linalg.norm(emb)) - 1.0) < 0.01
+
+
+def test_shards_read_back_with_webdataset(run):
+    shard_dir = run / "shard"
+    sizes = json.loads((shard_dir / "sizes.json").read_text())
+    manifest = pq.read_table(shard_dir / "manifest.parquet").to_pandas()
+    tars = sorted(str(p) for p in shard_dir.glob("*.tar"))
+    assert sorted(Path(t).name for t in tars) == sorted(sizes)
+    seen = []
+    for sample in wds.WebDataset(tars, shardshuffle=False).decode("pil"):
+        img, caption, meta = sample["jpg"], sample["txt"], sample["json"]
+        assert img.size[0] > 0 and caption
+        seen.append((sample["__key__"], meta["uid"]))
+    assert len(seen) == sum(sizes.values()) == len(manifest)
+    assert len({k for k, _ in seen}) == len(seen)  # keys unique across the dataset
+    assert sorted(seen) == sorted(zip(manifest.key, manifest.uid, strict=True))
+
+
+def test_rerun_of_finished_run_is_a_no_op(run):
+    before = _digest(run)
+    result = run_demo(str(run))
+    assert result.ok
+    assert _digest(run) == before
+
+
+@pytest.mark.parametrize("stage", ["select", "shard"])
+def test_interrupted_stage_reruns_to_identical_bytes(run, tmp_path, stage):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = _digest(copy / stage)
+    # simulate a kill: the marker is gone, one output is half-written, a temp file is left behind
+    (copy / stage / "_SUCCESS").unlink()
+    victim = sorted(p for p in (copy / stage).iterdir() if p.suffix in (".parquet", ".tar"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    (copy / stage / "_tmp.deadbeef.leftover").write_bytes(b"x")
+    if stage == "select":
+        from curate.demo.run import demo_config
+        from curate.select.run import run_select
+        run_select(str(copy), demo_config(str(copy / "pool"), 0).select)
+    else:
+        from curate.demo.run import demo_config
+        from curate.shard.run import run_shard
+        run_shard(str(copy), demo_config(str(copy / "pool"), 0).shard)
+    assert _digest(copy / stage) == before
+
+
+def test_audit_cli_json_and_failure(run, tmp_path, capsys):
+    assert main(["audit", str(run), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {"input_rows", "kept", "rejected"} <= set(summary)
+    assert summary["input_rows"] == summary["kept"] + sum(summary["rejected"].values())
+    # break the identity: drop one kept row from the manifest
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    man = pq.read_table(copy / "shard" / "manifest.parquet")
+    pq.write_table(man.slice(1), copy / "shard" / "manifest.parquet")
+    assert main(["audit", str(copy)]) == 1
+    assert "neither kept nor rejected" in capsys.readouterr().err

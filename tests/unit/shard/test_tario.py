@@ -1,0 +1,21 @@
+from curate.shard.tario import DeterministicTarWriter, index, read_member
+
+
+def _tar(path, members):
+    with open(path, "wb") as fh:
+        w = DeterministicTarWriter(fh)
+        for name, data in members:
+            w.add(name, data)
+        w.close()
+
+
+def test_writer_is_deterministic_and_index_reads_back(tmp_path):
+    members = [("000.jpg", b"\xff\xd8img"), ("000.txt", b"a cap"), ("001.jpg", b"x" * 1000)]
+    _tar(tmp_path / "a.tar", members)
+    _tar(tmp_path / "b.tar", members)
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    idx = index(str(tmp_path / "a.tar"))
+    assert set(idx) == {"000", "001"} and set(idx["000"]) == {"jpg", "txt"}
+    with open(tmp_path / "a.tar", "rb") as fh:
+        assert read_member(fh, *idx["001"]["jpg"]) == b"x" * 1000
+        assert read_member(fh, *idx["000"]["txt"]) == b"a cap"
