@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check curate tests bench jobs
+	$(VENV)/bin/ruff check curate tests bench scripts
 
 clean:
 	rm -rf demo-out .pytest_cache
