@@ -20,7 +20,6 @@ and a different `base_url` changes only the url columns (and `base_url` in pool.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -35,15 +34,14 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.demo import content
 from curate.demo.server import HEADERS_FILE
 from curate.demo.shapes import (
     FOREIGN_LANGUAGES,
     Scene,
-    english_caption,
     foreign_caption,
     other_scene,
     random_scene,
-    render,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,16 +71,6 @@ EXPECTED_STATUS: dict[str, str] = {
 SUMMARY_FILE = "pool.json"
 SUMMARY_SCHEMA = "curate.demo.pool/v1"
 
-# Captions that fasttext lid.176.ftz gets wrong or calls with a margin under 0.1 over the runner-up
-# (checked exhaustively over every caption this module can produce; tests/unit/demo/test_pool.py
-# re-checks with the real model). "circle" alone reads as Persian, "cross" is a coin toss.
-_LID_AMBIGUOUS: frozenset[str] = frozenset(
-    {"a photo of a black circle", "a photo of a blue circle", "a photo of a purple circle",
-     "a photo of a white circle", "a photo of a yellow circle", "circle", "cross",
-     "black circle", "blue circle", "green circle", "purple circle", "red circle", "white circle",
-     "yellow circle", "black cross", "blue cross", "purple cross", "yellow cross"}
-)
-_SHORT_FORMS: tuple[str, ...] = ("{color} {shape}", "the {shape}", "{shape}")
 # duplicate_url variants: (name, upper-case scheme and host?, suffix); all canonicalise to the original.
 _URL_FORMS: tuple[tuple[str, bool, str], ...] = (
     ("identical", False, ""),
@@ -98,7 +86,6 @@ _NOT_IMAGE_BODIES: tuple[tuple[str, str, bytes], ...] = (
      b"<body><h1>Please sign in to view this image</h1></body></html>\n"),
     ("text", "text/plain; charset=utf-8", b"Access denied: hotlinking is not allowed on this server.\n"),
 )
-_JPEG_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -330,28 +317,28 @@ def _make_row(uid: str, defect: str, rng: random.Random, group: str | None) -> t
     path = f"/img/{uid}.jpg"
     scene = random_scene(rng)
     if defect in ("http_404", "corrupt", "not_image"):
-        caption = _english(scene, rng)  # a well-formed caption; only the download goes wrong
+        caption = content.english(scene, rng)  # a well-formed caption; only the download goes wrong
         if defect == "http_404":
             return _Row(uid, path, caption, defect, "en", detail="missing"), None
         if defect == "not_image":
             name, _, body = rng.choice(_NOT_IMAGE_BODIES)
             return _Row(uid, path, caption, defect, "en", detail=name), body
-        jpeg = _jpeg(scene, _size(defect, rng), rng)
-        detail, body = _corrupt(jpeg, rng)
+        jpeg = content.jpeg(scene, content.size(defect, rng), rng)
+        detail, body = content.corrupt(jpeg, rng)
         return _Row(uid, path, caption, defect, "en", detail=detail), body
 
-    size = _size(defect, rng)
-    body = _jpeg(scene, size, rng)
+    size = content.size(defect, rng)
+    body = content.jpeg(scene, size, rng)
     language, detail = "en", None
     if defect == "mismatched":
-        caption = _english(other_scene(scene, rng), rng)
+        caption = content.english(other_scene(scene, rng), rng)
     elif defect == "non_english":
         language = rng.choice(FOREIGN_LANGUAGES)
         caption = foreign_caption(scene, language, rng)
     elif defect == "short_caption":
-        caption = _short(scene, rng)
+        caption = content.short(scene, rng)
     else:
-        caption = _english(scene, rng)
+        caption = content.english(scene, rng)
         if defect == "opted_out":
             detail = rng.choice(_OPT_OUT_TAGS)
     return _Row(uid, path, caption, defect, language, scene, size, group, detail), body
@@ -362,53 +349,12 @@ def _make_copy(
 ) -> tuple[_Row, bytes | None]:
     orig, body = original
     assert orig.scene is not None and orig.defect == "clean"
-    caption = _english(orig.scene, rng)  # its own caption, matching the shared image
+    caption = content.english(orig.scene, rng)  # its own caption, matching the shared image
     if defect == "duplicate_image":
         return _Row(uid, f"/img/{uid}.jpg", caption, defect, "en", orig.scene, orig.size, group), body
     name, upper, suffix = rng.choice(_URL_FORMS)
     row = _Row(uid, orig.path, caption, defect, "en", orig.scene, orig.size, group, name, upper, suffix)
     return row, None  # served from the original's file
-
-
-def _english(scene: Scene, rng: random.Random) -> str:
-    """An English caption of `scene` that language ID reliably reads as English."""
-    for _ in range(100):
-        caption = english_caption(scene, rng)
-        if caption not in _LID_AMBIGUOUS:
-            return caption
-    raise RuntimeError(f"no reliable English caption for {scene}")
-
-
-def _short(scene: Scene, rng: random.Random) -> str:
-    """An English caption of at most two words that matches `scene` ("red star", "the circle")."""
-    forms = [f.format(color=scene.color, shape=scene.shape) for f in _SHORT_FORMS]
-    return rng.choice([c for c in forms if c not in _LID_AMBIGUOUS])
-
-
-def _size(defect: str, rng: random.Random) -> tuple[int, int]:
-    if defect == "aspect":
-        short = rng.randint(200, 260)
-        long = round(short * rng.uniform(3.3, 4.5))
-        return (long, short) if rng.random() < 0.5 else (short, long)
-    lo, hi = (60, 180) if defect == "small" else (220, 640)
-    while True:
-        w, h = rng.randint(lo, hi), rng.randint(lo, hi)
-        if max(w, h) / min(w, h) <= 2.5:
-            return w, h
-
-
-def _jpeg(scene: Scene, size: tuple[int, int], rng: random.Random) -> bytes:
-    buf = io.BytesIO()
-    render(scene, size[0], size[1], rng).save(buf, format="JPEG", quality=_JPEG_QUALITY)
-    return buf.getvalue()
-
-
-def _corrupt(jpeg: bytes, rng: random.Random) -> tuple[str, bytes]:
-    """A JPEG no decoder accepts: cut off mid-scan, or valid headers followed by noise."""
-    if rng.random() < 0.5:
-        return "truncated", jpeg[: int(len(jpeg) * rng.uniform(0.3, 0.6))]
-    scan = jpeg.index(b"\xff\xda")  # start of scan: keep the headers, replace the entropy-coded data
-    return "garbled", jpeg[:scan] + rng.randbytes(len(jpeg) - scan)
 
 
 _URLS_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string())])

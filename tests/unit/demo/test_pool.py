@@ -17,9 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from curate.demo import content
 from curate.demo import pool as pool_mod
 from curate.demo.pool import DEFECTS, EXPECTED_STATUS, STATUSES, PoolConfig, generate_pool, read_summary
-from curate.demo.shapes import COLORS, FOREIGN_LANGUAGES, SHAPES, Scene
+from curate.demo.shapes import COLORS, FOREIGN_LANGUAGES, SHAPES, Scene, foreign_caption
 
 BASE = "http://127.0.0.1:8765"
 SMALL = PoolConfig(n=200, seed=7)
@@ -277,10 +278,10 @@ def test_language_id_reads_every_possible_caption_as_intended():
         scene = Scene(shape, color)
         for i in range(60):  # enough draws to hit every template
             rng = random.Random(i)
-            pairs.add((pool_mod._english(scene, rng), "en"))
-            pairs.add((pool_mod._short(scene, rng), "en"))
+            pairs.add((content.english(scene, rng), "en"))
+            pairs.add((content.short(scene, rng), "en"))
             for lang in FOREIGN_LANGUAGES:
-                pairs.add((pool_mod.foreign_caption(scene, lang, rng), lang))
+                pairs.add((foreign_caption(scene, lang, rng), lang))
     assert len(pairs) > 300
     assert _check_lid(model, pairs) == []
 
