@@ -77,10 +77,6 @@ class Stage(ABC, Generic[C]):
     def teardown(self) -> None:
         """Release what setup() took."""
 
-    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
-        """The schema of process_batch's output, for engines that must declare it up front."""
-        raise NotImplementedError(f"{type(self).__name__} does not declare its output schema")
-
     def __call__(self, table: pa.Table) -> pa.Table:
         missing = [c for c in self.reads if c not in table.column_names]
         if missing:

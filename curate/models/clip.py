@@ -1,0 +1,392 @@
+"""Load open_clip models for the score stage and embed images and captions with them.
+
+A model is named by a `ClipSpec`, written on the command line as `--model NAME:PRETRAINED`:
+
+- `tiny`: the bundled tiny model (`curate/assets/tiny-clip`, trained on the demo's coloured shapes);
+  `tiny:/path/file.pt` puts other weights into the same architecture.
+- `ViT-L-14:openai`: an open_clip architecture and pretrained tag, loaded by open_clip's own code (which
+  downloads the weights into its cache the first time).
+- `ViT-B-32:/path/to/checkpoint.pt` (or `.pth`, `.bin`, `.safetensors`): an open_clip architecture with
+  weights from a local file in open_clip's state-dict format (what open_clip training saves).
+- `local-dir:/path/to/folder` and `hf-hub:org/repo`: open_clip's own schemas (a folder or Hub repo holding
+  `open_clip_config.json` and weights). The whole string is the name.
+
+Local weights are read by this module, never unpickled freely: `torch.load(..., weights_only=True)`, or
+safetensors. (open_clip 3.3.0 passes `weights_only=True` as well, but retries without the argument when
+`torch.load` raises a `TypeError`; reading the file here keeps that fallback out of our path.)
+
+`ClipScorer` is built on the driver, shipped to workers, and `load()`ed there once per actor: nothing is
+registered process-wide, so Spark executors and Ray workers need no set-up of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from curate.errors import CurateError
+
+logger = logging.getLogger(__name__)
+
+TINY = "tiny"
+TINY_CLIP_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny-clip"
+LOCAL_DIR_PREFIX = "local-dir:"
+HF_HUB_PREFIX = "hf-hub:"
+CONFIG_FILE = "open_clip_config.json"
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+# The weight files open_clip 3.3.0 looks for in a local-dir folder, in its order of preference
+# (open_clip.factory._find_checkpoint_in_dir).
+_DIR_CHECKPOINTS = (
+    "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth", "model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth",
+)
+
+
+class ModelSpecError(CurateError, ValueError):
+    """A `--model` value that cannot name a model."""
+
+
+class ModelLoadError(CurateError):
+    """A model, its weights or its tokenizer could not be loaded; the message says what to do."""
+
+
+def _is_path(value: str) -> bool:
+    separators = "/" in value or "\\" in value
+    return separators or value.startswith(("~", ".")) or value.endswith(CHECKPOINT_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which model to load: an open_clip architecture `name` and where its weights come from.
+
+    `pretrained` is an open_clip tag (`openai`), a local checkpoint file, or None when `name` carries its
+    own weights (`tiny`, `local-dir:...`, `hf-hub:...`).
+    """
+
+    name: str
+    pretrained: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.strip():
+            raise ModelSpecError(f"model name must be non-empty, without surrounding spaces: {self.name!r}")
+        if self.name in (LOCAL_DIR_PREFIX, HF_HUB_PREFIX):
+            raise ModelSpecError(f"{self.name!r} needs a folder or repository after the colon")
+        if self.pretrained == "":
+            raise ModelSpecError(f"empty pretrained part in model spec {self.name!r}:")
+        if self.pretrained is not None and self.has_schema:
+            raise ModelSpecError(f"{self.name} brings its own weights; drop ':{self.pretrained}'")
+        if self.pretrained is None and not (self.name == TINY or self.has_schema):
+            raise ModelSpecError(
+                f"model {self.name!r} needs weights: write NAME:TAG (e.g. ViT-B-32:openai), NAME:/path/to/"
+                f"checkpoint.pt, local-dir:/path/to/folder, or {TINY!r} for the bundled model"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> ClipSpec:
+        """Parse the CLI form `NAME:PRETRAINED`, `tiny`, `local-dir:/folder` or `hf-hub:org/repo`."""
+        text = text.strip()
+        if not text:
+            raise ModelSpecError("empty model spec")
+        if text.startswith((LOCAL_DIR_PREFIX, HF_HUB_PREFIX)):
+            return cls(text, None)
+        name, sep, pretrained = text.partition(":")
+        if sep and not pretrained:
+            raise ModelSpecError(f"model spec {text!r} ends with ':'; write NAME:PRETRAINED")
+        return cls(name, pretrained or None)
+
+    @classmethod
+    def tiny(cls) -> ClipSpec:
+        """The bundled tiny model."""
+        return cls(TINY, None)
+
+    @property
+    def has_schema(self) -> bool:
+        return self.name.startswith((LOCAL_DIR_PREFIX, HF_HUB_PREFIX))
+
+    def __str__(self) -> str:
+        return self.name if self.pretrained is None else f"{self.name}:{self.pretrained}"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to build a spec: the open_clip architecture name, and the local weights we read ourselves."""
+
+    arch: str  # a name for open_clip.create_model_and_transforms and get_tokenizer
+    weights: Path | None  # local file to read here; None: open_clip loads weights (tag or hf-hub)
+    tag: str | None = None  # open_clip pretrained tag, when open_clip downloads the weights
+
+
+def _plan(spec: ClipSpec) -> _Plan:
+    name = f"{LOCAL_DIR_PREFIX}{TINY_CLIP_DIR}" if spec.name == TINY else spec.name
+    if name.startswith(HF_HUB_PREFIX):
+        return _Plan(name, None)
+    if name.startswith(LOCAL_DIR_PREFIX):
+        folder = Path(name[len(LOCAL_DIR_PREFIX):]).expanduser()
+        if not (folder / CONFIG_FILE).is_file():
+            raise ModelLoadError(f"{spec}: no {CONFIG_FILE} in {folder}; a local-dir: model is a folder "
+                                 f"holding {CONFIG_FILE} and its weights")
+        name = f"{LOCAL_DIR_PREFIX}{folder}"
+        if spec.pretrained:  # tiny:/path/file.pt: the bundled architecture with other weights
+            return _Plan(name, _checkpoint_file(spec, spec.pretrained))
+        return _Plan(name, _dir_checkpoint(spec, folder))
+    assert spec.pretrained is not None  # ClipSpec guarantees it for plain names
+    if _is_path(spec.pretrained):
+        return _Plan(name, _checkpoint_file(spec, spec.pretrained))
+    return _Plan(name, None, tag=spec.pretrained)
+
+
+def _checkpoint_file(spec: ClipSpec, pretrained: str) -> Path:
+    path = Path(pretrained).expanduser()
+    if not path.is_file():
+        raise ModelLoadError(f"{spec}: checkpoint file {path} does not exist")
+    return path
+
+
+def _dir_checkpoint(spec: ClipSpec, folder: Path) -> Path:
+    for candidate in _DIR_CHECKPOINTS:
+        if (folder / candidate).is_file():
+            return folder / candidate
+    found = sorted(p for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES and p.is_file())
+    if len(found) == 1:
+        return found[0]
+    what = "no weights file" if not found else f"several weights files ({', '.join(p.name for p in found)})"
+    raise ModelLoadError(f"{spec}: {what} in {folder}; expected {_DIR_CHECKPOINTS[0]}")
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors file or a `torch.save`d state dict, without running pickled code."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        if path.suffix == ".safetensors":
+            state: Any = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is a paragraph; the line naming the refused object is the useful one.
+        lines = [ln.strip() for ln in str(e).splitlines() if "WeightsUnpickler error" in ln]
+        why = lines[0].split(". ")[0] if lines else type(e).__name__
+        raise ModelLoadError(
+            f"{path} holds more than plain tensors, so it was not loaded (torch.load weights_only=True: "
+            f"{why}); re-save just the model's state_dict, or convert it to .safetensors"
+        ) from e
+    except (OSError, RuntimeError, ValueError, EOFError, SafetensorError) as e:
+        raise ModelLoadError(f"cannot read checkpoint {path}: {' '.join(str(e).split())[:300]}") from e
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # open_clip training checkpoint
+        state = state["state_dict"]
+    if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise ModelLoadError(f"{path} is not a state dict of tensors")
+    if all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _DropRandomInitWarning(logging.Filter):
+    """open_clip warns "initialized randomly" when we build an architecture whose weights we load next."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded for model")
+
+
+@contextmanager
+def _quiet_random_init() -> Iterator[None]:
+    root, noise = logging.getLogger(), _DropRandomInitWarning()
+    root.addFilter(noise)
+    try:
+        yield
+    finally:
+        root.removeFilter(noise)
+
+
+class ClipScorer:
+    """An open_clip model with its transform and tokenizer, embedding images and captions in batches.
+
+    Construct anywhere (cheap, picklable); call `load()` once where the model runs (a Ray actor's set-up).
+    Embeddings are float32 numpy arrays of shape (N, embed_dim) with unit L2 norm.
+    """
+
+    def __init__(self, spec: ClipSpec | str, device: str = "cpu", batch_size: int = 64) -> None:
+        self.spec = ClipSpec.parse(spec) if isinstance(spec, str) else spec
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._preprocess: Any = None
+        self._tokenizer: Any = None
+        self._revision: str | None = None
+        self._embed_dim = 0
+
+    # -- loading ---------------------------------------------------------------------------------------
+    def load(self) -> ClipScorer:
+        """Create the model (eval mode), its inference transform and tokenizer; a no-op when loaded."""
+        if self._model is not None:
+            return self
+        started = time.perf_counter()
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelLoadError(f"{self.spec}: device {self.device!r} asked for, but torch sees no CUDA GPU")
+        plan = _plan(self.spec)
+        import open_clip  # heavy (torchvision, timm): imported only where a model is loaded
+
+        schema = plan.arch.startswith((LOCAL_DIR_PREFIX, HF_HUB_PREFIX))
+        if not schema and plan.arch not in open_clip.list_models():
+            raise ModelLoadError(f"{self.spec}: {plan.arch!r} is not an open_clip architecture "
+                                 "(open_clip.list_models() lists them); or use local-dir:/path/to/folder")
+
+        try:
+            if plan.weights is not None:
+                model, preprocess = self._create_and_read(open_clip, plan.arch, plan.weights)
+                revision = f"sha256:{file_sha256(plan.weights)}"
+            else:
+                model, preprocess = self._create_from_open_clip(open_clip, plan)
+                revision = self._remote_revision(open_clip, plan)
+            tokenizer = open_clip.get_tokenizer(plan.arch)
+        except ModelLoadError:
+            raise
+        except Exception as e:  # open_clip raises RuntimeError, ValueError, OSError, HF Hub errors ...
+            raise ModelLoadError(self._explain(plan, e)) from e
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        with torch.inference_mode():  # the embedding width, whatever the architecture's config calls it
+            self._embed_dim = int(model.encode_text(tokenizer(["a"]).to(self.device)).shape[1])
+        self._model, self._preprocess, self._tokenizer = model, preprocess, tokenizer
+        self._revision = revision
+        logger.info("loaded CLIP model %s (%s, embed_dim %d) on %s in %.1fs", self.spec, revision,
+                    self.embed_dim, self.device, time.perf_counter() - started)
+        return self
+
+    def _create_and_read(self, open_clip: Any, arch: str, weights: Path) -> tuple[Any, Any]:
+        """Build the architecture with no weights (nothing downloaded), then copy in the local file's."""
+        with _quiet_random_init():
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                arch, pretrained=None, load_weights=False, pretrained_image=False, pretrained_text=False,
+                device=self.device,
+            )
+        state = read_state_dict(weights)
+        try:
+            # load_state_dict copies each tensor into the float32 parameter: float16 files come back as fp32.
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ModelLoadError(f"{self.spec}: weights in {weights} do not fit {arch}: {first}") from e
+        return model, preprocess
+
+    def _create_from_open_clip(self, open_clip: Any, plan: _Plan) -> tuple[Any, Any]:
+        if plan.tag is not None and not open_clip.get_pretrained_cfg(plan.arch, plan.tag):
+            known = ", ".join(open_clip.list_pretrained_tags_by_model(plan.arch)) or "none"
+            raise ModelLoadError(
+                f"{self.spec}: {plan.tag!r} is neither an open_clip pretrained tag of {plan.arch} "
+                f"(known: {known}) "
+                f"nor a checkpoint path (paths contain '/' or end in {', '.join(CHECKPOINT_SUFFIXES)})"
+            )
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            plan.arch, pretrained=plan.tag, device=self.device, weights_only=True, require_pretrained=True
+        )
+        return model, preprocess
+
+    @staticmethod
+    def _remote_revision(open_clip: Any, plan: _Plan) -> str:
+        if plan.tag is None:
+            return plan.arch  # hf-hub:org/repo (open_clip does not pin a Hub revision)
+        cfg = open_clip.get_pretrained_cfg(plan.arch, plan.tag)
+        return cfg.get("hf_hub") or cfg.get("url") or f"{plan.arch}:{plan.tag}"
+
+    def _explain(self, plan: _Plan, error: Exception) -> str:
+        cause = " ".join(str(error).split())[:300] or type(error).__name__
+        if plan.weights is None:
+            return (
+                f"cannot load {self.spec} through open_clip ({cause}). Pretrained tags and hf-hub: models "
+                "are downloaded on first use: fetch them once with network access into the shared cache "
+                "(HF_HOME), or download the checkpoint and pass NAME:/path/to/checkpoint"
+            )
+        return f"cannot load {self.spec} from {plan.weights} ({cause})"
+
+    # -- metadata --------------------------------------------------------------------------------------
+    def _loaded(self) -> Any:
+        if self._model is None:
+            raise RuntimeError("ClipScorer.load() must be called first")
+        return self._model
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pretrained(self) -> str | None:
+        return self.spec.pretrained
+
+    @property
+    def revision(self) -> str:
+        """What exactly was loaded: `sha256:<hex>` of a local weights file, or the Hub repo / URL of a tag."""
+        self._loaded()
+        assert self._revision is not None
+        return self._revision
+
+    @property
+    def embed_dim(self) -> int:
+        self._loaded()
+        return self._embed_dim
+
+    def metadata(self) -> dict[str, str]:
+        """The model's identity, for the metadata of tables the score stage writes."""
+        return {"clip_model": self.model_name, "clip_pretrained": self.pretrained or "",
+                "clip_revision": self.revision}
+
+    # -- embedding -------------------------------------------------------------------------------------
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """L2-normalised image embeddings, float32 (len(images), embed_dim)."""
+        model = self._loaded()
+        out = [np.zeros((0, self._embed_dim), np.float32)]
+        for start in range(0, len(images), self.batch_size):
+            batch = torch.stack([self._preprocess(im) for im in images[start:start + self.batch_size]])
+            with torch.inference_mode():
+                emb = model.encode_image(batch.to(self.device), normalize=True)
+            out.append(emb.float().cpu().numpy())
+        return np.concatenate(out)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised caption embeddings, float32 (len(texts), embed_dim)."""
+        model = self._loaded()
+        out = [np.zeros((0, self._embed_dim), np.float32)]
+        for start in range(0, len(texts), self.batch_size):
+            tokens = self._tokenizer(list(texts[start:start + self.batch_size]))
+            with torch.inference_mode():
+                emb = model.encode_text(tokens.to(self.device), normalize=True)
+            out.append(emb.float().cpu().numpy())
+        return np.concatenate(out)
+
+    @staticmethod
+    def similarity(img_emb: np.ndarray, txt_emb: np.ndarray) -> np.ndarray:
+        """Row-wise cosine similarity of two (N, D) arrays: one float32 score per image-caption pair."""
+        a, b = np.asarray(img_emb, np.float32), np.asarray(txt_emb, np.float32)
+        if a.ndim != 2 or a.shape != b.shape:
+            raise ValueError(f"expected two (N, D) arrays of the same shape, got {a.shape} and {b.shape}")
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        return (np.einsum("nd,nd->n", a, b) / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def score(self, images: Sequence[Image.Image], texts: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of each image with its caption (the CLIP score DataComp filters on)."""
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} captions")
+        return self.similarity(self.embed_images(images), self.embed_texts(texts))
