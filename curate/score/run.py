@@ -11,6 +11,7 @@ import logging
 import tarfile
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -88,9 +89,12 @@ def run_score(engine, run_dir: str, config: ScoreConfig | None = None) -> dict:
         return sd.stats()
     if not StageDir(run_dir, "dedup").done():
         raise CurateError(f"score: {run_dir}/dedup is not complete; run `curate dedup` first")
-    from curate.models.clip import ClipSpec
+    from curate.models.clip import ClipScorer, ClipSpec
+    from curate.models.langid import LangId
 
-    ClipSpec.parse(config.clip.model)  # a bad --model fails here, before any worker starts
+    # Load once here: a bad --model fails before any worker starts, and we learn what exactly was loaded.
+    clip_meta = ClipScorer(ClipSpec.parse(config.clip.model)).load().metadata()
+    langid_info = LangId(config.langid.model).info
     sd.begin()
     items = plan(run_dir)
     todo = [it for it in items if not fs.exists(_outputs(sd, it["shard"])[0])]
@@ -114,7 +118,8 @@ def run_score(engine, run_dir: str, config: ScoreConfig | None = None) -> dict:
         reason = pc.if_else(pc.equal(scores.column("status"), "ok"), pa.scalar(None, pa.string()),
                             scores.column("status"))
         stats = StageStats.from_table(scores.append_column("reason", reason))
-    fs.write_json(sd.file("models.json"), {"clip": config.clip.model, "langid": config.langid.model})
+    fs.write_json(sd.file("models.json"), {**clip_meta, "langid_model": Path(langid_info.path).name,
+                                           "langid_revision": f"sha256:{langid_info.sha256}"})
     result = {"stage": NAME, "shards": len(items), **stats.to_dict()}
     sd.finish(result)
     return result

@@ -89,11 +89,6 @@ class ClipStage(Stage[ClipConfig]):
                 .append_column("image_embedding", _f16_lists(full_img))
                 .append_column("text_embedding", _f16_lists(full_txt)))
 
-    @property
-    def model_info(self) -> dict[str, str]:
-        return {"model": self.scorer.model_name, "pretrained": str(self.scorer.pretrained),
-                "revision": self.scorer.revision}
-
 
 class LangIdStage(Stage[LangIdConfig]):
     name = "langid"

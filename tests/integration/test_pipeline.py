@@ -8,13 +8,17 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
 from curate.audit import audit
 from curate.cli import main
-from curate.demo.run import run_demo
+from curate.demo.run import demo_config, run_demo
+from curate.score.run import run_score
+from curate.select.run import run_select
+from curate.shard.run import run_shard
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.ray]
 
@@ -93,7 +97,8 @@ def test_tiny_model_separates_matched_from_mismatched(run):
 
 def test_embeddings_are_float16_unit_vectors(run):
     table = pq.read_table(run / "score" / "embeddings")
-    assert str(table.schema.field("image_embedding").type) == "list<item: halffloat>"
+    for col in ("image_embedding", "text_embedding"):
+        assert table.schema.field(col).type.value_type == pa.float16()
     import numpy as np
 
     emb = np.array(table.column("image_embedding")[0].as_py(), dtype=np.float32)
@@ -123,24 +128,33 @@ def test_rerun_of_finished_run_is_a_no_op(run):
     assert _digest(run) == before
 
 
-@pytest.mark.parametrize("stage", ["select", "shard"])
+def _rerun(stage: str, run: Path) -> None:
+    config = demo_config(str(run / "pool"), 0)
+    if stage == "score":
+        from curate.engines.ray import RayEngine
+
+        with RayEngine() as engine:
+            run_score(engine, str(run), config.score)
+    elif stage == "select":
+        run_select(str(run), config.select)
+    else:
+        run_shard(str(run), config.shard)
+
+
+@pytest.mark.parametrize("stage", ["score", "select", "shard"])
 def test_interrupted_stage_reruns_to_identical_bytes(run, tmp_path, stage):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     before = _digest(copy / stage)
-    # simulate a kill: the marker is gone, one output is half-written, a temp file is left behind
+    # simulate a kill: the marker is gone, a temp file is left behind, and the outputs are partial
     (copy / stage / "_SUCCESS").unlink()
-    victim = sorted(p for p in (copy / stage).iterdir() if p.suffix in (".parquet", ".tar"))[0]
-    victim.write_bytes(victim.read_bytes()[:100])
     (copy / stage / "_tmp.deadbeef.leftover").write_bytes(b"x")
-    if stage == "select":
-        from curate.demo.run import demo_config
-        from curate.select.run import run_select
-        run_select(str(copy), demo_config(str(copy / "pool"), 0).select)
-    else:
-        from curate.demo.run import demo_config
-        from curate.shard.run import run_shard
-        run_shard(str(copy), demo_config(str(copy / "pool"), 0).shard)
+    if stage == "score":  # killed after shard 1's embeddings, before its scores (written last)
+        (copy / stage / "scores" / "00001.parquet").unlink()
+    else:  # stages that redo everything: an output from a different run is in the way
+        victim = sorted(p for p in (copy / stage).iterdir() if p.suffix in (".parquet", ".tar"))[0]
+        victim.write_bytes(victim.read_bytes()[:100])
+    _rerun(stage, copy)
     assert _digest(copy / stage) == before
 
 
