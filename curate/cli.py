@@ -201,6 +201,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
                         datefmt="%H:%M:%S", stream=sys.stderr)
     for noisy in ("py4j", "pyspark", "ray", "urllib3", "PIL", "fsspec", "filelock", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # Libraries that log on the root logger (open_clip's progress, py4j's closed-gateway tracebacks
+    # after Spark stops) are detail, not news: shown only with --verbose.
+    if not args.verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda r: r.name != "root" or r.levelno >= logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

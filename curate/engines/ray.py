@@ -65,6 +65,8 @@ class RayEngine:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = self.progress
         ctx.print_on_execution_start = self.progress
+        if not self.progress:  # Ray Data warns that progress bars are off: we turned them off
+            logging.getLogger("ray.data").setLevel(logging.ERROR)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -80,7 +82,7 @@ class RayEngine:
         ds = ds.map_batches(_Read(read), batch_size=1, batch_format="pyarrow", num_cpus=0.5)
         for spec in specs:
             ds = ds.map_batches(_StageActor, fn_constructor_kwargs={"spec": spec}, batch_size=spec.batch_size,
-                                batch_format="pyarrow", concurrency=spec.concurrency,
+                                batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=spec.concurrency),
                                 num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None)
         return _user_errors(ds.iter_batches(batch_format="pyarrow", batch_size=None))
 

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import pyarrow as pa
@@ -16,6 +17,7 @@ from curate.engines.base import StageSpec
 from curate.stage import build
 
 log = logging.getLogger(__name__)
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -36,6 +38,7 @@ class SparkEngine:
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": "8",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}",
             **(conf or {}),
         }
         self.spark: SparkSession | None = None
