@@ -17,7 +17,6 @@ from curate import schemas
 from curate.dedup.url import CanonicalUrl
 from curate.download.status import SUCCESS
 from curate.engines.base import Engine, StageSpec
-from curate.errors import CurateError
 from curate.io import fs
 from curate.io.stagedir import StageDir
 from curate.stage import StageStats
@@ -64,15 +63,10 @@ def decide(engine: Engine, samples: pa.Table, config: DedupConfig) -> pa.Table:
 
 def run_dedup(engine: Engine, run_dir: str, config: DedupConfig | None = None) -> dict:
     config = config or DedupConfig()
-    sd = StageDir(run_dir, NAME)
-    if sd.done():
-        log.info("dedup: already complete in %s", sd.path)
-        return sd.stats()
-    src = StageDir(run_dir, "download")
-    if not src.done():
-        raise CurateError(f"dedup: {src.path} is not complete; run `curate download` first")
-    sd.begin()
-    samples = fs.read_table(src.file("samples"), schema="samples")
+    sd, finished = StageDir.start(run_dir, NAME, requires="download")
+    if finished is not None:
+        return finished
+    samples = fs.read_table(fs.join(run_dir, "download", "samples"), schema="samples")
     decisions = decide(engine, samples, config)
     fs.write_table(decisions, sd.file("decisions.parquet"), schema="dedup")
     stats = StageStats.from_table(decisions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from curate.errors import CurateError
 from curate.io import fs
 
 log = logging.getLogger(__name__)
@@ -41,3 +42,16 @@ class StageDir:
 
     def stats(self) -> dict:
         return fs.read_json(self.file(STATS))
+
+    @classmethod
+    def start(cls, run: str, name: str, requires: str | None = None) -> tuple[StageDir, dict | None]:
+        """Open stage `name` of `run`: (folder, stats) when it already finished (rerunning is a no-op);
+        otherwise check that stage `requires` finished, prepare the folder and return (folder, None)."""
+        sd = cls(run, name)
+        if sd.done():
+            log.info("%s: already complete in %s", name, sd.path)
+            return sd, sd.stats()
+        if requires is not None and not cls(run, requires).done():
+            raise CurateError(f"{name}: {fs.join(run, requires)} is not complete; run `curate {requires}` first")
+        sd.begin()
+        return sd, None

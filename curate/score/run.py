@@ -83,19 +83,15 @@ def _outputs(sd: StageDir, shard: str) -> tuple[str, str]:
 def run_score(engine, run_dir: str, config: ScoreConfig | None = None) -> dict:
     """`engine` is a RayEngine (anything with map_stages)."""
     config = config or ScoreConfig()
-    sd = StageDir(run_dir, NAME)
-    if sd.done():
-        log.info("score: already complete in %s", sd.path)
-        return sd.stats()
-    if not StageDir(run_dir, "dedup").done():
-        raise CurateError(f"score: {run_dir}/dedup is not complete; run `curate dedup` first")
+    sd, finished = StageDir.start(run_dir, NAME, requires="dedup")
+    if finished is not None:
+        return finished
     from curate.models.clip import ClipScorer, ClipSpec
     from curate.models.langid import LangId
 
     # Load once here: a bad --model fails before any worker starts, and we learn what exactly was loaded.
     clip_meta = ClipScorer(ClipSpec.parse(config.clip.model)).load().metadata()
     langid_info = LangId(config.langid.model).info
-    sd.begin()
     items = plan(run_dir)
     todo = [it for it in items if not fs.exists(_outputs(sd, it["shard"])[0])]
     log.info("score: %d shards, %d to score", len(items), len(todo))

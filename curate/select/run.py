@@ -16,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.errors import CurateError
 from curate.io import fs
 from curate.io.stagedir import StageDir
 from curate.select import datacomp  # noqa: F401  (registers the DataComp steps)
@@ -65,13 +64,9 @@ def pool_table(run_dir: str) -> pa.Table:
 
 def run_select(run_dir: str, config: SelectConfig | None = None) -> dict:
     config = config or SelectConfig()
-    sd = StageDir(run_dir, NAME)
-    if sd.done():
-        log.info("select: already complete in %s", sd.path)
-        return sd.stats()
-    if not StageDir(run_dir, "score").done():
-        raise CurateError(f"select: {run_dir}/score is not complete; run `curate score` first")
-    sd.begin()
+    sd, finished = StageDir.start(run_dir, NAME, requires="score")
+    if finished is not None:
+        return finished
     table = pool_table(run_dir)
     steps = config.steps()
     decision = apply(steps, table)

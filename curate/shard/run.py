@@ -57,13 +57,9 @@ def _selected(run_dir: str) -> pa.Table:
 
 def run_shard(run_dir: str, config: ShardConfig | None = None) -> dict:
     config = config or ShardConfig()
-    sd = StageDir(run_dir, NAME)
-    if sd.done():
-        log.info("shard: already complete in %s", sd.path)
-        return sd.stats()
-    if not StageDir(run_dir, "select").done():
-        raise CurateError(f"shard: {run_dir}/select is not complete; run `curate select` first")
-    sd.begin()
+    sd, finished = StageDir.start(run_dir, NAME, requires="select")
+    if finished is not None:
+        return finished
     table = _selected(run_dir)
     rows = table.to_pylist()
     rows = [rows[i] for i in _order([r["uid"] for r in rows], config.seed)]
