@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from curate.compare.cli import add_parser as add_compare
 from curate.errors import CurateError
 
 log = logging.getLogger("curate")
@@ -186,12 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, default=2000, help="pool size (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="pool seed")
 
-    try:
-        from curate.compare.cli import add_parser as add_compare
-    except ImportError:  # pragma: no cover - compare is optional while it is being built
-        add_compare = None
-    if add_compare is not None:
-        add_compare(sub)
+    add_compare(sub)
     return parser
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from curate.cli import build_parser, main
 
-COMMANDS = ["download", "dedup", "score", "select", "shard", "audit", "demo"]
+COMMANDS = ["download", "dedup", "score", "select", "shard", "audit", "demo", "compare"]
 
 
 def test_help_lists_every_stage(capsys):
