@@ -37,6 +37,7 @@ def _fraction(text: str) -> float:
 
 def cmd_download(args: argparse.Namespace) -> int:
     from curate.download.config import DownloadConfig
+    from curate.download.inputs import check_input
     from curate.download.run import run_download
     from curate.engines.spark import SparkEngine
 
@@ -44,6 +45,7 @@ def cmd_download(args: argparse.Namespace) -> int:
                             uid_col=args.uid_col, shard_size=args.shard_size, threads=args.threads,
                             timeout=args.timeout, retries=args.retries, allow_addresses=tuple(args.allow_address),
                             user_agent_token=args.user_agent_token)
+    check_input(config)  # a bad input is a one-line error before Spark starts
     with SparkEngine(master=args.master) as engine:
         _report(run_download(engine, args.run, config))
     return 0

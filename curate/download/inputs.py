@@ -28,16 +28,22 @@ def derive_uids(urls: list[str | None], captions: list[str | None]) -> list[str]
     return out
 
 
+def check_input(config: DownloadConfig, schema: pa.Schema | None = None) -> None:
+    """Fail fast, from the schema alone, on an input that cannot be downloaded (before any engine starts)."""
+    if schema is None:
+        schema = fs.read_schema(config.input)
+    if config.url_col not in schema.names:
+        raise CurateError(f"{config.input}: missing column {config.url_col!r} (columns: {', '.join(schema.names)})")
+    url_type = schema.field(config.url_col).type
+    if not pa.types.is_string(url_type) and not pa.types.is_large_string(url_type):
+        raise CurateError(f"{config.input}: column {config.url_col!r} must be strings, not {url_type}")
+
+
 def read_input(config: DownloadConfig) -> pa.Table:
     """The input as a `urls` table (uid, url, caption), or a one-line CurateError saying what is wrong."""
     table = fs.read_table(config.input)
-    missing = [c for c in (config.url_col,) if c not in table.column_names]
-    if missing:
-        raise CurateError(f"{config.input}: missing column {missing[0]!r} "
-                          f"(columns: {', '.join(table.column_names)})")
+    check_input(config, table.schema)
     urls = table.column(config.url_col)
-    if not pa.types.is_string(urls.type) and not pa.types.is_large_string(urls.type):
-        raise CurateError(f"{config.input}: column {config.url_col!r} must be strings, not {urls.type}")
     urls = pc.fill_null(urls.cast(pa.string()), "")
     if config.caption_col in table.column_names:
         captions = table.column(config.caption_col).cast(pa.string())

@@ -88,6 +88,10 @@ def run_download(engine: Engine, run_dir: str, config: DownloadConfig) -> dict:
     if stats.rows_in != urls.num_rows:
         raise CurateError(f"download: {urls.num_rows} input rows but {stats.rows_in} status rows; "
                           "remove RUN/download and rerun")
+    blocked = stats.rejected.get("blocked_address", 0)
+    if blocked:
+        log.warning("download: %d URLs were refused as private, loopback, link-local or non-HTTP addresses; "
+                    "if you trust them, allow them with --allow-address HOST|HOST:PORT|CIDR", blocked)
     result = {"stage": NAME, "shards": n_shards, **stats.to_dict()}
     sd.finish(result)
     return result

@@ -105,6 +105,23 @@ def read_table(path: str, schema: str | None = None, columns: list[str] | None =
     return table
 
 
+def read_schema(path: str) -> pa.Schema:
+    """The schema of a parquet file (or the first file of a folder), reading only its footer."""
+    fs_, p = url_to_fs(path)
+    if not fs_.exists(p):
+        raise CurateError(f"no such file or folder: {path}")
+    if fs_.isdir(p):
+        files = sorted(f for f in fs_.ls(p, detail=False) if f.endswith(".parquet"))
+        if not files:
+            raise CurateError(f"no parquet files in {path}")
+        p = files[0]
+    try:
+        with fs_.open(p, "rb") as fh:
+            return pq.read_schema(fh)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CurateError(f"cannot read parquet {path}: {str(exc).splitlines()[0]}") from exc
+
+
 def remove_tmp_files(folder: str) -> None:
     """Remove leftovers of an interrupted write (files starting with the temporary prefix)."""
     fs, p = url_to_fs(folder)

@@ -45,8 +45,11 @@ def test_bad_arguments_exit_2_with_a_message(argv, needle, capsys):
     (["audit", "/nonexistent/run"], "unfinished stages"),
     (["select", "/nonexistent/run"], "run `curate score` first"),
     (["shard", "/nonexistent/run"], "run `curate select` first"),
+    (["download", "RUN", "--input", "/nonexistent/urls.parquet"], "no such file"),
+    (["download", "RUN", "--input", "bad.parquet"], "cannot read parquet"),
 ])
 def test_missing_inputs_are_one_line_errors(tmp_path, argv, needle):
+    (tmp_path / "bad.parquet").write_bytes(b"this is not parquet")
     proc = subprocess.run([sys.executable, "-m", "curate.cli", *argv], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
