@@ -3,8 +3,9 @@
     python bench/bench_compare.py [--bootstrap 200] [--no-study-grid | --study-grid-all] [--rounding-draws 200]
 
 1. Times fitting every curve of the best-per-cell table (every task and metric it holds: filters,
-   frontier, fit, bootstrap, holdout, crossovers) with the default settings.
-2. Reproduction: the study's procedure (the defaults) on the per-run parquet and on best-per-cell,
+   frontier, fit, bootstrap, holdout, crossovers) with the best-per-cell preset's settings (the study's).
+2. Reproduction: the study's procedure (STUDY_FILTER and the default frontier and fit) on the per-run
+   parquet and on best-per-cell,
    against the openCLIP and openMaMMUT parameters published in arXiv 2506.04598 (Figure 1).
 3. The study's full 3,200-start scipy grid (`--start-grid study`) against the fast default on the
    openCLIP curves (with --study-grid-all, every compared ImageNet curve): time and largest relative
@@ -27,6 +28,7 @@ import pandas as pd
 from curate.compare.analysis import compare_runs
 from curate.compare.config import (
     BEST_PER_CELL,
+    STUDY_FILTER,
     STUDY_OPENCLIP_DATACOMP,
     STUDY_OPENMAMMUT_DATACOMP,
     STUDY_RUNS,
@@ -34,7 +36,6 @@ from curate.compare.config import (
     CompareConfig,
     FitConfig,
     FrontierConfig,
-    RunFilter,
 )
 from curate.compare.filters import filter_runs
 from curate.compare.fit import ScalingLaw, fit_law
@@ -59,7 +60,7 @@ def time_full_table(table: pd.DataFrame, resamples: int) -> None:
     for task, metric in tasks:
         columns = replace(BEST_PER_CELL, filters=(("downstream_dataset", task), ("metric", metric)))
         columns = replace(columns, metric_label=f"{task}/{metric}")
-        config = CompareConfig(columns=columns, bootstrap=BootstrapConfig(resamples=resamples))
+        config = CompareConfig(columns=columns, filters=STUDY_FILTER, bootstrap=BootstrapConfig(resamples=resamples))
         report = compare_runs(tidy_runs(table, columns), config)
         n_curves += len(report.curves)
         n_cross += len(report.crossovers)
@@ -72,7 +73,7 @@ def curve_points(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Frontier (compute, error) of a family's cosine curve on `dataset`, and its bin count."""
     runs = tidy[(tidy.family == family) & (tidy.dataset == dataset) & (tidy.schedule == "cosine")]
-    runs, _ = filter_runs(runs.reset_index(drop=True), RunFilter(), str(runs.metric.iloc[0]))
+    runs, _ = filter_runs(runs.reset_index(drop=True), STUDY_FILTER, str(runs.metric.iloc[0]))
     compute, error = runs["compute"].to_numpy(), runs["error"].to_numpy()
     frontier = frontier or FrontierConfig()
     idx = frontier_index(compute, error, frontier)
@@ -136,7 +137,7 @@ def rounding_sensitivity(tidy: pd.DataFrame, draws: int) -> None:
     rng = np.random.default_rng(0)
     for family, ref in PUBLISHED.items():
         runs = tidy[(tidy.family == family) & (tidy.dataset == "datacomp_1b") & (tidy.schedule == "cosine")]
-        runs, _ = filter_runs(runs.reset_index(drop=True), RunFilter(), str(runs.metric.iloc[0]))
+        runs, _ = filter_runs(runs.reset_index(drop=True), STUDY_FILTER, str(runs.metric.iloc[0]))
         compute, error = runs["compute"].to_numpy(), runs["error"].to_numpy()
         fits = []
         for _ in range(draws):

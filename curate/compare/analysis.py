@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from curate.compare.bootstrap import BootstrapResult, Interval, bootstrap_fit
-from curate.compare.config import CompareConfig
+from curate.compare.config import CompareConfig, filter_set_name
 from curate.compare.crossover import Crossover, find_crossovers
 from curate.compare.errors import CompareError
 from curate.compare.filters import filter_runs
@@ -81,9 +81,27 @@ class Report:
                 return curve
         raise KeyError(label)
 
+    def dropped(self) -> dict[str, int]:
+        """How many runs each filter dropped, over all fitted curves (only filters that dropped any)."""
+        totals: dict[str, int] = {}
+        for curve in self.curves:
+            for reason, count in curve.dropped.items():
+                totals[reason] = totals.get(reason, 0) + count
+        return totals
+
+    def filters_line(self) -> str:
+        """Which preset and run filters were used, and what they dropped, in one line of text."""
+        dropped = ", ".join(f"{n} {reason}" for reason, n in self.dropped().items()) or "nothing"
+        filters = self.config.filters
+        return (
+            f"preset {self.config.preset or '-'}; filters {filter_set_name(filters)}: {filters.describe()}; "
+            f"dropped: {dropped}"
+        )
+
     def to_dict(self) -> dict[str, object]:
         return {
             "settings": settings(self.config),
+            "dropped": self.dropped(),
             "curves": [c.to_dict() for c in self.curves],
             "crossovers": [c.to_dict() for c in self.crossovers],
             "skipped": self.skipped,
@@ -93,7 +111,9 @@ class Report:
 def settings(config: CompareConfig) -> dict[str, object]:
     """The settings that decide the numbers, for the JSON output."""
     return {
-        "filters": asdict(config.filters),
+        "preset": config.preset,
+        # "set": "study" (the study's filter_data), "none" (every run kept) or "custom"
+        "filters": {"set": filter_set_name(config.filters), **asdict(config.filters)},
         "frontier": asdict(config.frontier),
         "fit": {
             "irreducible": config.fit.irreducible,

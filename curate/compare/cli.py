@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from curate.compare.config import (
+    FILTER_SETS,
+    GENERIC,
     PRESETS,
-    STUDY_RUNS,
+    STUDY_FILTER,
     BootstrapConfig,
     CompareConfig,
     FitConfig,
     FrontierConfig,
-    RunColumns,
-    RunFilter,
+    Preset,
+    filter_set_name,
 )
 from curate.compare.errors import CompareError
 
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from curate.compare.analysis import Report
+
+log = logging.getLogger(__name__)
 
 COLUMN_OPTIONS = {
     "family": "model family, one curve each (e.g. clip, mammut)",
@@ -48,8 +53,10 @@ def _column_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=["auto", *PRESETS],
         default="auto",
-        help="column mapping: runs (the study's per-run parquet), best-per-cell, cherti2023; auto picks the "
-        "first whose columns the table has",
+        help="column mapping and default run filters: runs (the study's per-run parquet) and best-per-cell "
+        "(its best-per-cell table), both with the study's filters; cherti2023 (Cherti et al. 2023), no "
+        "filters; auto (default) picks the first whose columns the table has, else the column options on "
+        "top of the runs preset's names, no filters",
     )
     for name, meaning in COLUMN_OPTIONS.items():
         flag = "--" + name.replace("_", "-") + "-col"
@@ -78,28 +85,47 @@ def _optional_float(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
+# flag: (RunFilter field, metavar, meaning)
+FILTER_LIMITS = {
+    "--max-compute": ("max_compute", "GFLOPS", "drop runs above this total compute"),
+    "--min-compute": ("min_compute", "GFLOPS", "drop runs below this total compute"),
+    "--max-samples-seen": ("max_samples_seen", "N", "drop runs that saw more samples than this"),
+    "--divergence-compute": (
+        "divergence_compute",
+        "GFLOPS",
+        f"drop runs above this compute whose error is {STUDY_FILTER.divergence_error:g} or more (diverged; "
+        f"{', '.join(STUDY_FILTER.divergence_metrics)} metrics only)",
+    ),
+}
+
+
 def _filter_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "run filters (default: the study's, scripts/fig1.sh of LAION-AI/scaling-laws-for-comparison)"
+        "run filters (which runs enter the fits; the JSON and text output name the set applied and count "
+        "the runs each filter dropped)"
     )
-    limits = {
-        "--max-compute": ("max_compute", "GFLOPS", "drop runs above this total compute"),
-        "--min-compute": ("min_compute", "GFLOPS", "drop runs below this total compute"),
-        "--max-samples-seen": ("max_samples_seen", "N", "drop runs that saw more samples than this"),
-    }
-    for flag, (name, metavar, meaning) in limits.items():
-        default = getattr(RunFilter, name)
+    group.add_argument(
+        "--filters",
+        choices=["preset", *FILTER_SETS],
+        default="preset",
+        help="preset (default): the preset's, which is 'study' for the study's own tables (presets runs, "
+        "best-per-cell) and 'none' for cherti2023 and any other table; study: the filters of scripts/fig1.sh "
+        "of LAION-AI/scaling-laws-for-comparison (" + STUDY_FILTER.describe() + "); none: keep every run. "
+        "The options below change single limits of the chosen set",
+    )
+    for flag, (name, metavar, meaning) in FILTER_LIMITS.items():
         group.add_argument(
             flag,
+            dest=name,
             type=_optional_float,
-            default=default,
+            default=argparse.SUPPRESS,
             metavar=metavar,
-            help=f"{meaning} (default {default:g}; 'none': keep all)",
+            help=f"{meaning}; overrides --filters (study: {getattr(STUDY_FILTER, name):g}; 'none': off)",
         )
     group.add_argument(
         "--no-divergence-filter",
         action="store_true",
-        help="keep ImageNet and MSCOCO runs above 1e11 GFLOPs with error 0.7 or more (dropped by default)",
+        help="same as --divergence-compute none: keep runs with a large error above any compute",
     )
 
 
@@ -209,16 +235,17 @@ def add_parser(subparsers) -> None:
     optimal.set_defaults(func=run_optimal)
 
 
-def _columns(args: argparse.Namespace, table: pd.DataFrame) -> RunColumns:
-    from curate.compare.runs import detect_columns
+def _preset(args: argparse.Namespace, table: pd.DataFrame) -> Preset:
+    """The preset named or detected, with the column options applied to its columns."""
+    from curate.compare.runs import detect_preset
 
     if args.preset != "auto":
         base = PRESETS[args.preset]
     else:
         try:
-            base = detect_columns(table)
+            base = detect_preset(table)
         except CompareError:
-            base = STUDY_RUNS  # the column options must then name what the table has
+            base = GENERIC  # the column options must then name what the table has
     changes: dict[str, object] = {}
     for name in COLUMN_OPTIONS:
         value = getattr(args, f"col_{name}")
@@ -240,27 +267,31 @@ def _columns(args: argparse.Namespace, table: pd.DataFrame) -> RunColumns:
                 raise CompareError(f"--where needs COL=VALUE, got {item!r}")
             pairs.append((column, value))
         changes["filters"] = tuple(pairs)
-        if base.metric_label and not args.metric:
+        if base.columns.metric_label and not args.metric:
             changes["metric_label"] = "/".join(v for _, v in pairs)
     try:
-        return replace(base, **changes)
+        return replace(base, columns=replace(base.columns, **changes))
     except ValueError as exc:
         raise CompareError(str(exc)) from exc
 
 
-def build_config(args: argparse.Namespace, columns: RunColumns) -> CompareConfig:
+def build_config(args: argparse.Namespace, preset: Preset) -> CompareConfig:
+    """The CompareConfig of the parsed options for a table of this preset (columns already applied)."""
     bins = _bins(args.bins)
     if args.bootstrap < 0 or (bins is not None and bins < 1) or not 0 < args.level < 1:
         raise CompareError("--bootstrap must be 0 or more, --bins auto or 1 or more, and --level between 0 and 1")
-    filters = RunFilter(
-        max_compute=args.max_compute,
-        min_compute=args.min_compute,
-        max_samples_seen=args.max_samples_seen,
-        divergence_compute=None if args.no_divergence_filter else RunFilter.divergence_compute,
-    )
+    filters = preset.run_filter if args.filters == "preset" else FILTER_SETS[args.filters]
+    limits = {name: getattr(args, name) for name, _, _ in FILTER_LIMITS.values() if hasattr(args, name)}
+    if args.no_divergence_filter:
+        if limits.get("divergence_compute") is not None:
+            raise CompareError("--no-divergence-filter and --divergence-compute GFLOPS contradict each other")
+        limits["divergence_compute"] = None
+    filters = replace(filters, **limits)
+    log.info("preset %s, filters %s: %s", preset.name, filter_set_name(filters), filters.describe())
     return CompareConfig(
-        columns=columns,
+        columns=preset.columns,
         filters=filters,
+        preset=preset.name,
         frontier=FrontierConfig(method=args.frontier, bins=bins, rows=args.frontier_rows),
         fit=FitConfig(
             irreducible=not args.pure_power_law,
@@ -284,9 +315,9 @@ def report_from_args(args: argparse.Namespace) -> Report:
     table = read_table(args.runs)
     if table.empty:
         raise CompareError(f"runs table {args.runs} has no rows")
-    columns = _columns(args, table)
-    tidy = select_curves(tidy_runs(table, columns), args.only or ())
-    return compare_runs(tidy, build_config(args, columns))
+    preset = _preset(args, table)
+    tidy = select_curves(tidy_runs(table, preset.columns), args.only or ())
+    return compare_runs(tidy, build_config(args, preset))
 
 
 def _clean(value):
@@ -307,6 +338,7 @@ def _g(value) -> str:
 
 
 def _print_text(report: Report) -> None:
+    print(report.filters_line())
     print(f"{'curve':48} {'pts':>4} {'A':>24} {'ln B':>22} {'alpha':>24} {'E':>24} {'holdout MAE':>11}")
     for curve in report.curves:
         cells = []

@@ -1,10 +1,12 @@
 """Configuration of `curate compare`: column mapping of a runs table and the fit settings.
 
-Every setting that decides a published number names where it comes from. The defaults are the
-procedure of arXiv 2506.04598 (Nezhurina et al., "Scaling Laws for Robust Comparison of Open
-Foundation Language-Vision Models and Datasets") as its code runs it for Figure 1:
-LAION-AI/scaling-laws-for-comparison, `scripts/fig1.sh` calling `scaling_laws/main.py` (`filter_data`,
-`pareto_frontier_bins` in `utils.py`, the `saturation_both` start grid in `configs.py`).
+Every setting that decides a published number names where it comes from. The frontier and fit
+defaults are the procedure of arXiv 2506.04598 (Nezhurina et al., "Scaling Laws for Robust Comparison
+of Open Foundation Language-Vision Models and Datasets") as its code runs it for Figure 1:
+LAION-AI/scaling-laws-for-comparison, `scripts/fig1.sh` calling `scaling_laws/main.py`
+(`pareto_frontier_bins` in `utils.py`, the `saturation_both` start grid in `configs.py`). Its run
+filters (`filter_data`) are `STUDY_FILTER`, applied by the presets of the study's own tables only:
+`RunFilter()` keeps every run.
 """
 
 from __future__ import annotations
@@ -95,38 +97,112 @@ CHERTI2023 = RunColumns(
     metric_label="imagenet1k/acc1",
 )
 
-PRESETS: dict[str, RunColumns] = {
-    "runs": STUDY_RUNS,
-    "best-per-cell": BEST_PER_CELL,
-    "cherti2023": CHERTI2023,
-}
-
 
 @dataclass(frozen=True)
 class RunFilter:
     """Which runs of a curve enter its frontier; `None` switches a filter off.
 
-    The defaults are the study's `filter_data` with the arguments of `scripts/fig1.sh`: compute at most
-    `--max_x` 1e12 GFLOPs (the default of `main.py`, applied before anything else), at least
-    `--min_flops` 1e6, samples seen at most `--max_samples_seen` 1e10, and the divergence filter that
-    `filter_data` applies to ImageNet-1k and MSCOCO retrieval: above 1e11 GFLOPs, a run whose error is
-    0.7 or more has diverged and is dropped. The divergence filter applies to the metrics named in
-    `divergence_metrics` (a metric matches an entry equal to it or to its prefix before '/'; `acc1`
-    is ImageNet-1k top-1 in the study's per-run table).
+    The defaults switch every filter off, so that a table of one's own runs keeps all of them; the
+    study's filters are `STUDY_FILTER`, which the presets of the study's own tables apply (see
+    `Preset`). Above `divergence_compute` GFLOPs, a run whose error is `divergence_error` or more has
+    diverged and is dropped, for the metrics named in `divergence_metrics` only (a metric matches an
+    entry equal to it or to its prefix before '/'; `acc1` is ImageNet-1k top-1 in the study's per-run
+    table).
     """
 
-    max_compute: float | None = 1e12
-    min_compute: float | None = 1e6
-    max_samples_seen: float | None = 1e10
-    divergence_compute: float | None = 1e11
+    max_compute: float | None = None
+    min_compute: float | None = None
+    max_samples_seen: float | None = None
+    divergence_compute: float | None = None
     divergence_error: float = 0.7
     divergence_metrics: tuple[str, ...] = ("imagenet1k", "mscoco_captions", "acc1")
+
+    @property
+    def is_off(self) -> bool:
+        """Whether no filter is on (every run is kept)."""
+        limits = (self.max_compute, self.min_compute, self.max_samples_seen, self.divergence_compute)
+        return all(limit is None for limit in limits)
 
     def diverges(self, metric: str) -> bool:
         """Whether the divergence filter applies to a curve of this metric."""
         if self.divergence_compute is None:
             return False
         return metric in self.divergence_metrics or metric.split("/")[0] in self.divergence_metrics
+
+    def describe(self) -> str:
+        """One line of text: which filters are on, with their limits."""
+        parts = []
+        if self.max_compute is not None:
+            parts.append(f"compute <= {self.max_compute:g} GFLOPs")
+        if self.min_compute is not None:
+            parts.append(f"compute >= {self.min_compute:g} GFLOPs")
+        if self.max_samples_seen is not None:
+            parts.append(f"samples seen <= {self.max_samples_seen:g}")
+        if self.divergence_compute is not None:
+            parts.append(
+                f"above {self.divergence_compute:g} GFLOPs error < {self.divergence_error:g} "
+                f"(metrics {', '.join(self.divergence_metrics)})"
+            )
+        return ", ".join(parts) or "every run kept"
+
+
+# No filter: every run of the table enters its curve's frontier.
+NO_FILTER = RunFilter()
+
+# The study's `filter_data` with the arguments of `scripts/fig1.sh` (LAION-AI/scaling-laws-for-comparison,
+# `scaling_laws/main.py` and `utils.py`): compute at most `--max_x` 1e12 GFLOPs (the default of
+# `main.py`, applied before anything else), at least `--min_flops` 1e6, samples seen at most
+# `--max_samples_seen` 1e10, and the divergence filter that `filter_data` applies to ImageNet-1k and
+# MSCOCO retrieval: above 1e11 GFLOPs, a run whose error is 0.7 or more has diverged and is dropped.
+# Right for the study's own tables; a table of other runs would silently lose its larger runs to it.
+STUDY_FILTER = RunFilter(
+    max_compute=1e12,
+    min_compute=1e6,
+    max_samples_seen=1e10,
+    divergence_compute=1e11,
+    divergence_error=0.7,
+    divergence_metrics=("imagenet1k", "mscoco_captions", "acc1"),
+)
+
+FILTER_SETS: dict[str, RunFilter] = {"study": STUDY_FILTER, "none": NO_FILTER}
+
+
+def filter_set_name(filters: RunFilter) -> str:
+    """The name of `filters` in reports: "study", "none" (every run kept) or "custom"."""
+    if filters == STUDY_FILTER:
+        return "study"
+    return "none" if filters.is_off else "custom"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A kind of runs table: its column mapping and the run filters its numbers are meant with.
+
+    The study's own tables come with the study's filters (`STUDY_FILTER`), so that fitting them
+    reproduces the study; every other table keeps all its runs unless asked otherwise.
+    """
+
+    name: str
+    columns: RunColumns
+    run_filter: RunFilter
+    description: str
+
+    def config(self, **changes: object) -> CompareConfig:
+        """A CompareConfig with this preset's columns and run filter (`changes` set the other fields)."""
+        return CompareConfig(columns=self.columns, filters=self.run_filter, preset=self.name, **changes)
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset("runs", STUDY_RUNS, STUDY_FILTER, "the study's per-run parquet"),
+        Preset("best-per-cell", BEST_PER_CELL, STUDY_FILTER, "the study's best-per-cell table"),
+        Preset("cherti2023", CHERTI2023, NO_FILTER, "Cherti et al. 2023's zero-shot results"),
+    )
+}
+
+# Any other table: the column options name its columns (on top of the study's names); no filter.
+GENERIC = Preset("generic", STUDY_RUNS, NO_FILTER, "a table of one's own runs, columns named by the options")
 
 
 FRONTIER_METHODS = ("pareto_bin", "pareto")
@@ -228,10 +304,13 @@ class BootstrapConfig:
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """Everything `compare` needs besides the table."""
+    """Everything `compare` needs besides the table. `filters` defaults to keeping every run; the
+    study's settings for its own tables are `PRESETS[name].config()`. `preset` only names, in reports,
+    the preset the columns and filters came from."""
 
     columns: RunColumns = field(default_factory=RunColumns)
     filters: RunFilter = field(default_factory=RunFilter)
+    preset: str | None = None
     frontier: FrontierConfig = field(default_factory=FrontierConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)

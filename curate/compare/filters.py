@@ -1,7 +1,8 @@
 """Drop the runs a curve's frontier must not see, counting each drop by its reason.
 
-The filters are the study's `filter_data` (see `RunFilter`), applied in its order: maximum compute,
-minimum compute, maximum samples seen, then the divergence filter of large runs.
+The filters are those of the study's `filter_data` (see `RunFilter` and `STUDY_FILTER`), applied in its
+order: maximum compute, minimum compute, maximum samples seen, then the divergence filter of large runs;
+each is off unless set.
 """
 
 from __future__ import annotations

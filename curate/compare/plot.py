@@ -142,7 +142,7 @@ def write_html(report: Report, pngs: dict[str, Path], path: Path) -> None:
     level = int(round(report.config.bootstrap.level * 100))
     body = (
         f"<h1>curate compare</h1><p>error(C) = A·(C + B)<sup>−α</sup> + E, C in GFLOPs; "
-        f"{level}% bootstrap intervals.</p>"
+        f"{level}% bootstrap intervals.</p><p>{html.escape(report.filters_line())}</p>"
         f"<h2>Fitted laws</h2>{_params_table(report)}"
         f"<h2>Crossovers</h2>{_crossover_table(report)}{''.join(images)}"
     )

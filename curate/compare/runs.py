@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.compare.config import PRESETS, RunColumns
+from curate.compare.config import PRESETS, Preset, RunColumns
 from curate.compare.errors import CompareError
 
 log = logging.getLogger(__name__)
@@ -57,15 +57,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
     raise CompareError(f"runs table {path} must be .csv, .tsv or .parquet, not {suffix or 'no suffix'}")
 
 
-def detect_columns(table: pd.DataFrame) -> RunColumns:
+def detect_preset(table: pd.DataFrame) -> Preset:
     """The first preset whose columns the table has, or CompareError."""
-    for columns in PRESETS.values():
-        if set(columns.required()) <= set(table.columns):
-            return columns
+    for preset in PRESETS.values():
+        if set(preset.columns.required()) <= set(table.columns):
+            return preset
     raise CompareError(
         f"table columns match no preset ({', '.join(PRESETS)}); name them with --preset or the column "
         f"options (found: {', '.join(map(str, table.columns[:20]))})"
     )
+
+
+def detect_columns(table: pd.DataFrame) -> RunColumns:
+    """The column mapping of the first preset whose columns the table has, or CompareError."""
+    return detect_preset(table).columns
 
 
 def _numeric(table: pd.DataFrame, column: str) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from curate.compare.analysis import Report, compare_runs
-from curate.compare.config import BEST_PER_CELL, CompareConfig
+from curate.compare.config import BEST_PER_CELL, PRESETS
 from curate.compare.runs import load_runs, select_curves
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "scaling"
@@ -27,16 +27,17 @@ def scaling_data() -> Path:
 
 @pytest.fixture(scope="session")
 def cosine_report() -> Report:
-    """openCLIP and openMaMMUT on DataComp-1.4B and Re-LAION-2B-en (cosine schedule), with the default
-    settings, which are the study's (filters of scripts/fig1.sh, pareto_bin frontier, linear fit)."""
+    """openCLIP and openMaMMUT on DataComp-1.4B and Re-LAION-2B-en (cosine schedule), with the settings of
+    the best-per-cell preset, which are the study's (filters of scripts/fig1.sh, and the default pareto_bin
+    frontier and linear fit)."""
     tidy = select_curves(load_runs(BEST_PER_CELL_CSV, BEST_PER_CELL), ["cosine"])
     tidy = tidy[tidy["family"].isin(["clip", "mammut"])]
-    config = CompareConfig(columns=BEST_PER_CELL, predict_at=(TARGET_COMPUTE,), budgets=(TARGET_COMPUTE,))
+    config = PRESETS["best-per-cell"].config(predict_at=(TARGET_COMPUTE,), budgets=(TARGET_COMPUTE,))
     return compare_runs(tidy, config)
 
 
 @pytest.fixture(scope="session")
 def runs_report() -> Report:
-    """The per-run parquet (DataComp-1.4B, openCLIP and openMaMMUT) with the default (study) settings:
-    the table the study's openCLIP fit is reproduced from."""
-    return compare_runs(load_runs(RUNS_PARQUET), CompareConfig(predict_at=(TARGET_COMPUTE,)))
+    """The per-run parquet (DataComp-1.4B, openCLIP and openMaMMUT) with the runs preset's settings, which
+    are the study's: the table the study's openCLIP fit is reproduced from."""
+    return compare_runs(load_runs(RUNS_PARQUET), PRESETS["runs"].config(predict_at=(TARGET_COMPUTE,)))

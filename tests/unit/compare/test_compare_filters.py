@@ -1,4 +1,4 @@
-"""Run filters: the study's filter_data limits, counted by reason, and the divergence filter's scope."""
+"""Run filters: none by default, the study's filter_data limits counted by reason, the divergence scope."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from curate.compare.analysis import compare_runs
-from curate.compare.config import CompareConfig, RunFilter
+from curate.compare.config import NO_FILTER, STUDY_FILTER, CompareConfig, RunFilter, filter_set_name
 from curate.compare.errors import CompareError
 from curate.compare.filters import filter_runs
 
@@ -34,7 +34,7 @@ ROWS = [
 
 
 def test_study_filters_drop_and_count_by_reason():
-    kept, dropped = filter_runs(_runs(ROWS), RunFilter(), "imagenet1k/acc1")
+    kept, dropped = filter_runs(_runs(ROWS), STUDY_FILTER, "imagenet1k/acc1")
     assert kept["error"].tolist() == [0.8, 0.69, 0.9]
     assert dropped == {"above_max_compute": 1, "below_min_compute": 1, "above_max_samples_seen": 1, "diverged": 1}
 
@@ -50,24 +50,42 @@ def test_study_filters_drop_and_count_by_reason():
     ],
 )
 def test_divergence_filter_applies_where_the_study_applies_it(metric, diverges):
-    assert RunFilter().diverges(metric) is diverges
-    _, dropped = filter_runs(_runs(ROWS, metric), RunFilter(), metric)
+    assert STUDY_FILTER.diverges(metric) is diverges
+    _, dropped = filter_runs(_runs(ROWS, metric), STUDY_FILTER, metric)
     assert ("diverged" in dropped) is diverges
 
 
-def test_none_switches_filters_off():
-    off = RunFilter(max_compute=None, min_compute=None, max_samples_seen=None, divergence_compute=None)
-    kept, dropped = filter_runs(_runs(ROWS), off, "imagenet1k/acc1")
+def test_the_default_keeps_every_run():
+    # A table of one's own runs must not lose its large runs to the study's limits unasked.
+    assert RunFilter() == NO_FILTER == CompareConfig().filters
+    kept, dropped = filter_runs(_runs(ROWS), RunFilter(), "imagenet1k/acc1")
     assert len(kept) == len(ROWS) and dropped == {}
-    assert not off.diverges("imagenet1k/acc1")
+    assert RunFilter().is_off and not RunFilter().diverges("imagenet1k/acc1")
+    assert filter_set_name(RunFilter()) == "none" and RunFilter().describe() == "every run kept"
+
+
+def test_the_study_filter_is_scripts_fig1():
+    # scripts/fig1.sh of LAION-AI/scaling-laws-for-comparison: --max_x 1e12 (main.py's default),
+    # --min_flops 1e6, --max_samples_seen 1e10; filter_data's divergence filter, 1e11 GFLOPs and 0.7.
+    assert (STUDY_FILTER.max_compute, STUDY_FILTER.min_compute) == (1e12, 1e6)
+    assert (STUDY_FILTER.max_samples_seen, STUDY_FILTER.divergence_compute) == (1e10, 1e11)
+    assert STUDY_FILTER.divergence_error == 0.7 and filter_set_name(STUDY_FILTER) == "study"
+    assert filter_set_name(RunFilter(max_compute=1e12)) == "custom"
+
+
+def test_none_switches_single_filters_off():
+    kept, dropped = filter_runs(_runs(ROWS), RunFilter(min_compute=1e6), "imagenet1k/acc1")
+    assert len(kept) == len(ROWS) - 1 and dropped == {"below_min_compute": 1}
+    off = RunFilter(max_compute=None, min_compute=None, max_samples_seen=None, divergence_compute=None)
+    assert off == RunFilter() and off.is_off
 
 
 def test_a_curve_the_filters_empty_is_skipped_with_the_reason():
     tiny = _runs([(5e5, 1e6, 0.99), (6e5, 1e6, 0.98), (7e5, 1e6, 0.97)])
     other = _runs([(1e7 * 2**i, 1e6 * 2**i, 0.9 - 0.05 * i) for i in range(8)]).assign(family="mammut")
-    report = compare_runs(pd.concat([tiny, other], ignore_index=True), CompareConfig())
+    report = compare_runs(pd.concat([tiny, other], ignore_index=True), CompareConfig(filters=STUDY_FILTER))
     assert [c.key.family for c in report.curves] == ["mammut"]
     (skipped,) = report.skipped
     assert skipped["id"].startswith("clip/") and "3 below_min_compute" in skipped["reason"]
     with pytest.raises(CompareError, match="below_min_compute"):
-        compare_runs(tiny, CompareConfig())
+        compare_runs(tiny, CompareConfig(filters=STUDY_FILTER))

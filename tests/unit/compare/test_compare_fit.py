@@ -10,9 +10,9 @@ import pytest
 from curate.compare.analysis import compare_runs
 from curate.compare.config import (
     BEST_PER_CELL,
+    PRESETS,
     STUDY_OPENCLIP_DATACOMP,
     STUDY_OPENMAMMUT_DATACOMP,
-    CompareConfig,
     FitConfig,
     StudyGrid,
 )
@@ -175,7 +175,7 @@ def test_the_published_table_fits_in_seconds(scaling_data):
     start = time.perf_counter()
     report = compare_runs(
         load_runs(scaling_data / "best_per_cell_imagenet1k.csv", BEST_PER_CELL),
-        CompareConfig(columns=BEST_PER_CELL),
+        PRESETS["best-per-cell"].config(),
     )
     elapsed = time.perf_counter() - start
     assert len(report.curves) == 8 and not report.skipped

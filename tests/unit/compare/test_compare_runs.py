@@ -6,22 +6,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.compare.config import BEST_PER_CELL, CHERTI2023, STUDY_RUNS, RunColumns
+from curate.compare.config import BEST_PER_CELL, CHERTI2023, NO_FILTER, STUDY_FILTER, STUDY_RUNS, RunColumns
 from curate.compare.errors import CompareError
-from curate.compare.runs import detect_columns, load_runs, read_table, split_curves, tidy_runs
+from curate.compare.runs import detect_columns, detect_preset, load_runs, read_table, split_curves, tidy_runs
 
 
 @pytest.mark.parametrize(
-    ("name", "preset", "curves"),
+    ("name", "preset", "run_filter", "curves"),
     [
-        ("best_per_cell_imagenet1k.csv", BEST_PER_CELL, 8),
-        ("openclip_openmammut_datacomp_runs.parquet", STUDY_RUNS, 2),
-        ("cherti2023_imagenet1k.csv", CHERTI2023, 4),
+        ("best_per_cell_imagenet1k.csv", BEST_PER_CELL, STUDY_FILTER, 8),
+        ("openclip_openmammut_datacomp_runs.parquet", STUDY_RUNS, STUDY_FILTER, 2),
+        ("cherti2023_imagenet1k.csv", CHERTI2023, NO_FILTER, 4),
     ],
 )
-def test_presets_are_detected(scaling_data, name, preset, curves):
+def test_presets_are_detected(scaling_data, name, preset, run_filter, curves):
+    # the study's own tables come with the study's filters, Cherti et al.'s with none
     table = read_table(scaling_data / name)
     assert detect_columns(table) == preset
+    assert detect_preset(table).columns == preset and detect_preset(table).run_filter == run_filter
     assert len(split_curves(load_runs(scaling_data / name))) == curves
 
 
