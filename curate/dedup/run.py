@@ -40,17 +40,14 @@ def decide(engine: Engine, samples: pa.Table, config: DedupConfig) -> pa.Table:
                             ("url_canonical", pa.string())])
     frame = engine.map_batches(frame, StageSpec(CanonicalUrl, None, batch_size=4096), out_schema)
     frame = engine.rank_in_groups(frame, "url_canonical", ["uid"], "url_rank", "url_first", "uid")
-    table = engine.to_arrow(frame)
-    url_dup = pc.greater(table.column("url_rank"), 0) if config.by_url else pa.array(
-        [False] * table.num_rows)
-    table = table.append_column("url_dup", url_dup)
-    frame = engine.from_arrow(table)
-    # Among URL survivors the smallest uid wins; URL losers sort after every survivor of their image.
-    frame = engine.rank_in_groups(frame, "sha256", ["url_dup", "uid"], "img_rank", "img_first", "uid")
+    # Among URL survivors (url_rank 0) the smallest uid wins the image group; URL losers sort after
+    # every survivor of their image. Without URL dedup every row competes for its image on uid alone.
+    order = ["url_rank", "uid"] if config.by_url else ["uid"]
+    frame = engine.rank_in_groups(frame, "sha256", order, "img_rank", "img_first", "uid")
     table = engine.to_arrow(frame).sort_by([("uid", "ascending")])
     rows = []
     for r in table.to_pylist():
-        if r["url_dup"]:
+        if config.by_url and r["url_rank"] > 0:
             reason, of = "duplicate_url", r["url_first"]
         elif config.by_image and r["img_rank"] > 0:
             reason, of = "duplicate_image", r["img_first"]
@@ -58,7 +55,7 @@ def decide(engine: Engine, samples: pa.Table, config: DedupConfig) -> pa.Table:
             reason, of = None, None
         rows.append({"uid": r["uid"], "url_canonical": r["url_canonical"], "sha256": r["sha256"],
                      "reason": reason, "duplicate_of": of})
-    return schemas.conform(pa.Table.from_pylist(rows, schema=schemas.load("dedup")), "dedup")
+    return pa.Table.from_pylist(rows, schema=schemas.load("dedup"))
 
 
 def run_dedup(engine: Engine, run_dir: str, config: DedupConfig | None = None) -> dict:

@@ -3,7 +3,6 @@ then normalise its output into deterministic files (sorted tar, our samples sche
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import tarfile
@@ -16,6 +15,7 @@ import pyarrow.parquet as pq
 from curate.download import guard
 from curate.download.status import SUCCESS, classify
 from curate.io import fs
+from curate.io.tario import DeterministicTarWriter
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,11 @@ def _sorted_tar(raw_tar: str, out_tar: str) -> None:
             if m.isfile():
                 members.append((m.name, tin.extractfile(m).read()))
     members.sort(key=lambda x: x[0])
-    with fs.atomic_open(out_tar, "wb") as out, tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tout:
+    with fs.atomic_open(out_tar, "wb") as out:
+        writer = DeterministicTarWriter(out)
         for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), 0, 0o444
-            tout.addfile(info, io.BytesIO(data))
+            writer.add(name, data)
+        writer.close()
 
 
 def normalise(layout: Layout, shard_id: int, inputs: pa.Table, content_types: dict[str, str]) -> Counter:

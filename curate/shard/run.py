@@ -17,8 +17,8 @@ from curate import schemas
 from curate.errors import CurateError
 from curate.io import fs
 from curate.io.stagedir import StageDir
+from curate.io.tario import DeterministicTarWriter, index, read_member
 from curate.select.run import u8u8_to_uids
-from curate.shard.tario import DeterministicTarWriter, index, read_member
 
 log = logging.getLogger(__name__)
 

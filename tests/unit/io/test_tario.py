@@ -1,4 +1,4 @@
-from curate.shard.tario import DeterministicTarWriter, index, read_member
+from curate.io.tario import DeterministicTarWriter, index, read_member
 
 
 def _tar(path, members):
