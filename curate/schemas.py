@@ -10,7 +10,8 @@ import pyarrow as pa
 
 from curate.errors import SchemaError
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+# `curate/_schemas` links to the repository's top-level schemas/, so a wheel carries them too.
+SCHEMA_DIR = Path(__file__).resolve().parent / "_schemas"
 
 _TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
