@@ -7,33 +7,104 @@ import argparse
 from curate.cliutil import add_stage, positive_int, report
 
 
-def cmd_download(args: argparse.Namespace) -> int:
-    from curate.download.config import DownloadConfig
-    from curate.download.inputs import check_input
-    from curate.download.run import run_download
-    from curate.engines.spark import SparkEngine
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
 
-    config = DownloadConfig(input=args.input, url_col=args.url_col, caption_col=args.caption_col,
-                            uid_col=args.uid_col, shard_size=args.shard_size, threads=args.threads,
-                            timeout=args.timeout, retries=args.retries, allow_addresses=tuple(args.allow_address),
-                            user_agent_token=args.user_agent_token)
-    check_input(config)  # a bad input is a one-line error before Spark starts
-    with SparkEngine(master=args.master) as engine:
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def config_from_args(args: argparse.Namespace):
+    from curate.download.config import DownloadConfig
+
+    return DownloadConfig(
+        input=args.input, input_format=args.input_format, preset=args.preset, url_col=args.url_col,
+        caption_col=args.caption_col, uid_col=args.uid_col, shard_size=args.shard_size, threads=args.threads,
+        timeout=args.timeout, deadline=args.deadline, max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels,
+        retries=args.retries, retry_backoff=args.retry_backoff, retry_failed=args.retry_failed,
+        allow_addresses=tuple(args.allow_address), user_agent=args.user_agent,
+        user_agent_token=args.user_agent_token)
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from curate.io.stagedir import StageDir
+
+    config = config_from_args(args)
+    done = StageDir(args.run, "download")
+    if done.done() and not config.retry_failed:  # a rerun after completion: no engine, not even img2dataset
+        report(done.stats())
+        return 0
+    from curate.download.inputs import check_input
+    from curate.download.run import fetch_limits, run_download
+
+    check_input(config)  # a bad input or limit is a one-line error before an engine starts
+    fetch_limits(config)
+    if args.engine == "ray":
+        from curate.engines.ray import RayEngine
+
+        engine = RayEngine(address=args.ray_address, num_cpus=None if args.ray_address else args.num_cpus)
+    else:
+        from curate.engines.spark import SparkEngine
+
+        engine = SparkEngine(master=args.master)
+    with engine:
         report(run_download(engine, args.run, config))
     return 0
 
 
 def add_parser(sub) -> None:
-    p = add_stage(sub, "download", cmd_download, "Download a URL+caption parquet with img2dataset under Spark.")
-    p.add_argument("--input", required=True, help="parquet file or folder with url, caption and optional uid")
-    p.add_argument("--url-col", default="url", help="column holding the URL (default: url)")
-    p.add_argument("--caption-col", default="caption", help="column holding the caption (default: caption)")
-    p.add_argument("--uid-col", default="uid", help="column holding 32-hex uids, if any (default: uid)")
-    p.add_argument("--shard-size", type=positive_int, default=10_000, help="samples per shard")
-    p.add_argument("--threads", type=positive_int, default=64, help="download threads per worker process")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per socket operation")
-    p.add_argument("--retries", type=int, default=0, help="extra attempts per failed sample")
+    from curate.download.config import DownloadConfig
+    from curate.download.inputs import FORMATS
+    from curate.download.presets import PRESETS
+
+    d = DownloadConfig(input="")
+    p = add_stage(sub, "download", cmd_download,
+                  "Download a URL+caption list (parquet, CSV or JSONL) with img2dataset under Spark or Ray.")
+    p.add_argument("--input", required=True, help="a file or folder: parquet, CSV or JSONL, with url, caption, uid")
+    p.add_argument("--input-format", choices=("auto", *FORMATS), default="auto",
+                   help="input format (default: from the file name; parquet for a folder)")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="plain",
+                   help="column mapping: plain (url, caption, uid), datacomp (url, text, uid, original_width, ...), "
+                        "laion (URL, TEXT, WIDTH, HEIGHT, similarity); the flags below override it")
+    p.add_argument("--url-col", default=None, help="column holding the URL (default: the preset's)")
+    p.add_argument("--caption-col", default=None, help="column holding the caption (default: the preset's)")
+    p.add_argument("--uid-col", default=None, help="column holding 32-hex uids; without it uids are derived "
+                                                   "from url and caption (default: the preset's)")
+    p.add_argument("--shard-size", type=positive_int, default=d.shard_size, help="samples per shard")
+    p.add_argument("--threads", type=positive_int, default=d.threads, help="download threads per worker process")
+    p.add_argument("--timeout", type=_positive_float, default=d.timeout, help="seconds per socket operation")
+    p.add_argument("--deadline", type=_positive_float, default=d.deadline,
+                   help=f"seconds per request in all, redirects and body included (default: {d.deadline:g})")
+    p.add_argument("--max-body-bytes", type=positive_int, default=d.max_body_bytes,
+                   help=f"larger bodies are too_large (default: {d.max_body_bytes})")
+    p.add_argument("--max-pixels", type=positive_int, default=d.max_pixels,
+                   help=f"images announcing more pixels are too_large, before decoding (default: {d.max_pixels})")
+    p.add_argument("--retries", type=_non_negative_int, default=d.retries,
+                   help="extra attempts per sample after a 5xx, 429, timeout or dropped connection")
+    p.add_argument("--retry-backoff", type=_positive_float, default=d.retry_backoff,
+                   help="seconds before the first extra attempt, doubled each time")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="on a finished download: fetch again the rows that failed with a retryable status "
+                        "(timeout, network_error, redirect_error, download_error, http_error 5xx/429)")
     p.add_argument("--allow-address", action="append", default=[], metavar="HOST|HOST:PORT|CIDR",
                    help="allow a private/loopback/link-local address (repeatable); refused by default")
-    p.add_argument("--user-agent-token", default=None, help="token added to the user agent")
+    p.add_argument("--user-agent", default=None, help="the User-Agent header to send (default: img2dataset's)")
+    p.add_argument("--user-agent-token", default=None,
+                   help="token added to img2dataset's user agent and matched in X-Robots-Tag")
+    p.add_argument("--engine", choices=("spark", "ray"), default="spark", help="where shards run (default: spark)")
     p.add_argument("--master", default="local[2]", help="Spark master for a session we create")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--num-cpus", type=positive_int, default=2, help="CPUs of a local Ray (default: 2)")

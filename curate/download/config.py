@@ -4,20 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Statuses worth fetching again with --retry-failed: the server or the network may answer differently
+# next time. An http_error is retried only for a 5xx or 429 answer (RETRYABLE_HTTP). Refusals
+# (blocked_address, opted_out, invalid_url) and content verdicts (not_image, decode_error, too_large) are final.
+RETRYABLE_STATUSES: tuple[str, ...] = ("timeout", "network_error", "redirect_error", "download_error")
+RETRYABLE_HTTP = r"^HTTP Error (5\d\d|429)\b"  # matched against the error of an http_error row
+
 
 @dataclass(frozen=True)
 class DownloadConfig:
     input: str
-    url_col: str = "url"
-    caption_col: str = "caption"
-    uid_col: str = "uid"  # used when the input has it; otherwise derived from url and caption
+    input_format: str = "auto"  # auto (from the file name), parquet, csv or jsonl
+    preset: str = "plain"  # column mapping: plain, datacomp or laion (curate/download/presets.py)
+    url_col: str | None = None  # None: the preset's column
+    caption_col: str | None = None
+    uid_col: str | None = None  # used when the input has it; otherwise derived from url and caption
     shard_size: int = 10_000  # samples per shard (img2dataset's number_sample_per_shard)
     threads: int = 64  # download threads per worker process
     timeout: float = 10.0  # seconds per socket operation
-    retries: int = 0  # extra attempts per failed sample
+    deadline: float = 60.0  # seconds per request in all: connect, redirects, headers and body
+    max_body_bytes: int = 32 * 1024 * 1024  # a larger body is `too_large` (checked while reading)
+    # decoded pixels above this are `too_large`, checked from the image header before decoding; the
+    # figure is Pillow's DecompressionBombError threshold (2 x Image.MAX_IMAGE_PIXELS)
+    max_pixels: int = 178_956_970
+    retries: int = 0  # extra attempts per sample after a 5xx, 429, timeout or dropped connection
+    retry_backoff: float = 0.5  # seconds before the first extra attempt, doubled each time
+    retry_backoff_max: float = 8.0  # the longest wait between attempts
     max_shard_retry: int = 1  # extra attempts per failed shard
+    retry_failed: bool = False  # on a finished download, fetch again the rows with a RETRYABLE_STATUSES status
     allow_addresses: tuple[str, ...] = ()  # opens private/loopback hosts, host:port or CIDRs
-    user_agent_token: str | None = None
+    user_agent: str | None = None  # the User-Agent header sent; None: img2dataset's
+    user_agent_token: str | None = None  # a token added to img2dataset's user agent, matched in X-Robots-Tag
     # X-Robots-Tag directives that opt an image out (img2dataset's defaults)
     disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
     resize_mode: str = "no"  # keep the original bytes; img2dataset's other modes resize to image_size

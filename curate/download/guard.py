@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from functools import partial
 
+from curate.download import limits
 from curate.errors import CurateError
 
 BLOCKED_PREFIX = "curate-blocked:"  # the downloader's error message starts with this for a refusal
@@ -73,6 +74,7 @@ class AddressPolicy:
                 source_address: tuple[str, int] | None = None, **_: object) -> socket.socket:
         """socket.create_connection, but only to addresses the policy allows (checked, then used)."""
         host, port = address
+        timeout = limits.clamp(timeout)
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         err: OSError | None = None
         for *_, sockaddr in infos:
@@ -128,8 +130,9 @@ class _RefuseOtherSchemes(urllib.request.BaseHandler):
         raise urllib.error.URLError(f"{BLOCKED_PREFIX} scheme {req.type!r} is not http or https")
 
 
-# Content-Type of the last response per requested URL in this process, so that a body that fails to
-# decode can be told apart: not an image at all (`not_image`) or a broken image (`decode_error`).
+# Content-Type of the last response per input URL (the first of any redirects) in this process, so that
+# a body that fails to decode can be told apart: not an image at all (`not_image`) or a broken image
+# (`decode_error`).
 CONTENT_TYPES: dict[str, str] = {}
 
 
@@ -137,29 +140,32 @@ class _RecordContentType(urllib.request.BaseHandler):
     handler_order = 100  # before the error processor, so error responses are recorded too
 
     def http_response(self, req, response):
-        CONTENT_TYPES[req.full_url] = response.headers.get("Content-Type", "")
+        CONTENT_TYPES[limits.origin(req)] = response.headers.get("Content-Type", "")
         return response
 
     https_response = http_response
 
 
-def build_opener(policy: AddressPolicy) -> urllib.request.OpenerDirector:
-    """An opener with HTTP(S), redirects and error handling only: no file://, ftp:// or proxies."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (_HTTPHandler(policy), _HTTPSHandler(policy), urllib.request.HTTPRedirectHandler(),
-                    _RecordContentType(),
+def build_opener(policy: AddressPolicy,
+                 fetch: limits.FetchLimits | None = None) -> urllib.request.OpenerDirector:
+    """An opener with HTTP(S), redirects and error handling only (no file://, ftp:// or proxies), within
+    `fetch`'s deadline, body cap and retries."""
+    fetch = fetch or limits.FetchLimits()
+    opener = limits.RetryingOpener(fetch)
+    for handler in (_HTTPHandler(policy), _HTTPSHandler(policy), limits.RedirectHandler(),
+                    limits.StartFetch(fetch), limits.CapBody(fetch), _RecordContentType(),
                     urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor(),
                     _RefuseOtherSchemes()):
         opener.add_handler(handler)
     return opener
 
 
-_installed: AddressPolicy | None = None
+_installed: tuple | None = None
 
 
-def install(policy: AddressPolicy) -> None:
-    """Make `policy` govern every urllib.request.urlopen call in this process (idempotent)."""
+def install(policy: AddressPolicy, fetch: limits.FetchLimits | None = None) -> None:
+    """Make `policy` and `fetch` govern every urllib.request.urlopen call in this process (idempotent)."""
     global _installed
-    if _installed != policy:
-        urllib.request.install_opener(build_opener(policy))
-        _installed = policy
+    if _installed != (policy, fetch):
+        urllib.request.install_opener(build_opener(policy, fetch))
+        _installed = (policy, fetch)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from curate import schemas
 from curate.download.guard import BLOCKED_PREFIX
+from curate.download.limits import DEADLINE_PREFIX, TOO_LARGE_PREFIX
 
 SUCCESS = "success"
 
 # (substring of the lower-cased message, status), first match wins
 _MESSAGE_RULES: tuple[tuple[str, str], ...] = (
     (BLOCKED_PREFIX, "blocked_address"),
+    (TOO_LARGE_PREFIX, "too_large"),
+    (DEADLINE_PREFIX, "timeout"),
+    ("infinite loop", "redirect_error"),  # urllib: a loop, or more than 10 redirects
+    ("redirection to url", "blocked_address"),  # urllib refuses a redirect to a non-HTTP scheme
     ("x-robots-tag", "opted_out"),
     ("http error", "http_error"),
     ("timed out", "timeout"),

@@ -1,10 +1,13 @@
-"""One shard in one worker process: install the address guard, let img2dataset's Downloader fetch it,
-then normalise its output into deterministic files (sorted tar, our samples schema, a stats sidecar)."""
+"""One shard in one worker process: install the address guard and fetch limits, let img2dataset's
+Downloader fetch it, then normalise its output into deterministic files (sorted tar, our samples schema,
+a stats sidecar). With `retry`, the shard's input is only some rows of a finished shard (--retry-failed):
+their new results are merged into it, under the keys they would have had the first time."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import tarfile
 from collections import Counter
 from dataclasses import dataclass
@@ -12,7 +15,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate import schemas
 from curate.download import guard
+from curate.download.limits import FetchLimits
+from curate.download.presets import CARRIED
 from curate.download.status import SUCCESS, classify
 from curate.io import fs
 from curate.io.tario import DeterministicTarWriter
@@ -20,10 +26,19 @@ from curate.io.tario import DeterministicTarWriter
 log = logging.getLogger(__name__)
 
 SHARD_DIGITS = 5
+COLUMNS = ["uid", "caption", "url"]  # the order img2dataset's Reader gives its Downloader
+POSITION = "position"  # in a retry input: the row's index in its original shard
+SAMPLES_VERSION = 2
 
 
 def shard_name(shard_id: int) -> str:
     return f"{shard_id:0{SHARD_DIGITS}d}"
+
+
+def sample_key(shard_id: int, index: int, shard_size: int) -> str:
+    """img2dataset's key for the `index`-th row of shard `shard_id` (downloader.compute_key)."""
+    digits = math.ceil(math.log10(shard_size))
+    return f"{10 ** digits * shard_id + index:0{digits + SHARD_DIGITS}d}"
 
 
 @dataclass(frozen=True)
@@ -61,29 +76,49 @@ class Layout:
         return fs.join(self.root, "samples", f"{shard_name(shard_id)}.parquet")
 
 
-def _sorted_tar(raw_tar: str, out_tar: str) -> None:
-    """Rewrite img2dataset's tar (written in completion order, stamped with wall time) sorted by
-    member name with fixed metadata, so the same download gives the same bytes."""
-    rfs, rpath = fs.url_to_fs(raw_tar)
-    members: list[tuple[str, bytes]] = []
+def _read_tar(path: str) -> dict[str, bytes]:
+    rfs, rpath = fs.url_to_fs(path)
+    members: dict[str, bytes] = {}
     with rfs.open(rpath, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tin:
         for m in tin:
             if m.isfile():
-                members.append((m.name, tin.extractfile(m).read()))
-    members.sort(key=lambda x: x[0])
+                members[m.name] = tin.extractfile(m).read()
+    return members
+
+
+def _rekey(members: dict[str, bytes], keys: dict[str, str]) -> dict[str, bytes]:
+    """Rename members `key.ext` to `keys[key].ext`, and the key inside each `.json`, as img2dataset writes it."""
+    out = {}
+    for name, data in members.items():
+        key, _, ext = name.partition(".")
+        new = keys.get(key, key)
+        if ext == "json" and new != key:
+            meta = json.loads(data)
+            meta["key"] = new
+            data = json.dumps(meta, indent=4).encode()
+        out[f"{new}.{ext}"] = data
+    return out
+
+
+def _write_sorted_tar(members: dict[str, bytes], out_tar: str) -> None:
+    """Members sorted by name with fixed metadata, so the same samples give the same bytes."""
     with fs.atomic_open(out_tar, "wb") as out:
         writer = DeterministicTarWriter(out)
-        for name, data in members:
-            writer.add(name, data)
+        for name in sorted(members):
+            writer.add(name, members[name])
         writer.close()
 
 
-def normalise(layout: Layout, shard_id: int, inputs: pa.Table, content_types: dict[str, str]) -> Counter:
+def normalise(layout: Layout, shard_id: int, inputs: pa.Table, content_types: dict[str, str],
+              shard_size: int, retry: bool = False) -> Counter:
     """Turn img2dataset's raw shard into ours; every input row gets exactly one samples row."""
     name = shard_name(shard_id)
+    positions = inputs.column(POSITION).to_pylist() if retry else range(inputs.num_rows)
+    keys = {sample_key(shard_id, j, shard_size): sample_key(shard_id, i, shard_size)
+            for j, i in enumerate(positions)}
     raw = pq.read_table(fs.join(layout.raw, f"{name}.parquet")).to_pylist()
     by_uid = {r["uid"]: r for r in raw}
-    rows, counts = [], Counter()
+    rows = []
     for inp in inputs.to_pylist():
         r = by_uid.get(inp["uid"])
         if r is None:  # img2dataset logs and skips a sample whose write raised: keep it, with a status
@@ -98,39 +133,54 @@ def normalise(layout: Layout, shard_id: int, inputs: pa.Table, content_types: di
             "width": r.get("width") if ok else None, "height": r.get("height") if ok else None,
             "original_width": r.get("original_width") if ok else None,
             "original_height": r.get("original_height") if ok else None,
-            "shard": f"{name}.tar" if ok else None, "key": r.get("key") if ok else None,
+            "shard": f"{name}.tar" if ok else None, "key": keys.get(r.get("key"), r.get("key")) if ok else None,
+            **{c: inp.get(c) for c in CARRIED},
         })
-        counts[status] += 1
-    _sorted_tar(fs.join(layout.raw, f"{name}.tar"), layout.tar(shard_id))
+    members = _rekey(_read_tar(fs.join(layout.raw, f"{name}.tar")), keys)
+    if retry:  # merge into the finished shard: its other rows and members stay as they are
+        retried = {row["uid"] for row in rows}
+        old = fs.read_table(layout.samples(shard_id)).to_pylist()
+        rows += [row for row in old if row["uid"] not in retried]
+        members = _read_tar(layout.tar(shard_id)) | members
+        kept = {row["key"] for row in rows if row["status"] == SUCCESS}  # a half-merged earlier retry left
+        members = {n: d for n, d in members.items() if n.partition(".")[0] in kept}  # no stale members
+    counts = Counter(row["status"] for row in rows)
+    _write_sorted_tar(members, layout.tar(shard_id))
     fs.write_json(layout.shard_stats(shard_id), {"shard": f"{name}.tar", "rows": len(rows),
                                                  "status": dict(sorted(counts.items()))})
-    table = pa.Table.from_pylist(rows)
-    fs.write_table(table.sort_by([("uid", "ascending")]), layout.samples(shard_id), schema="samples")
+    table = schemas.conform(pa.Table.from_pylist(rows), "samples", SAMPLES_VERSION)
+    fs.write_table(table.sort_by([("uid", "ascending")]), layout.samples(shard_id))
     return counts
 
 
 class ShardWorker:
     """A picklable callable that engines map over shard ids (Spark tasks, Ray tasks, or in-process)."""
 
-    def __init__(self, downloader, policy: guard.AddressPolicy, layout: Layout) -> None:
+    def __init__(self, downloader, policy: guard.AddressPolicy, layout: Layout, fetch: FetchLimits | None = None,
+                 retry: bool = False) -> None:
         self.downloader = downloader
         self.policy = policy
         self.layout = layout
+        self.fetch = fetch
+        self.retry = retry
 
     def __call__(self, shard_id: int) -> ShardResult:
-        guard.install(self.policy)
+        guard.install(self.policy, self.fetch)
         name = shard_name(shard_id)
         src = self.layout.input_arrow(shard_id)
         work = fs.join(self.layout.raw, f"{name}.input.arrow")  # the Downloader deletes its input
         try:
             sfs, spath = fs.url_to_fs(src)
             with sfs.open(spath, "rb") as fh:
-                data = fh.read()
-            fs.write_bytes(work, data)
-            inputs = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+                inputs = pa.ipc.open_file(pa.BufferReader(fh.read())).read_all()
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_file(sink, inputs.select(COLUMNS).schema) as writer:
+                writer.write_table(inputs.select(COLUMNS))
+            fs.write_bytes(work, sink.getvalue().to_pybytes())
             self.downloader.download_shard((shard_id, work))
             content_types = {u: guard.CONTENT_TYPES.pop(u, "") for u in inputs.column("url").to_pylist()}
-            counts = normalise(self.layout, shard_id, inputs, content_types)
+            counts = normalise(self.layout, shard_id, inputs, content_types,
+                               self.downloader.number_sample_per_shard, self.retry)
         except Exception as exc:  # a failed shard is retried by the caller, then reported
             log.exception("download shard %s failed", name)
             return ShardResult(shard_id, False, f"{type(exc).__name__}: {exc}")
@@ -138,5 +188,7 @@ class ShardWorker:
         for suffix in (".tar", ".parquet", "_stats.json", ".input.arrow"):
             if rfs.exists(f"{rpath}/{name}{suffix}"):
                 rfs.rm(f"{rpath}/{name}{suffix}")
+        if self.retry:
+            sfs.rm(spath)  # this retry input is done: a rerun must not merge it again
         log.info("shard %s: %s", name, json.dumps(dict(counts)))
         return ShardResult(shard_id, True)

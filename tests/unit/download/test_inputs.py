@@ -1,9 +1,11 @@
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from curate.download.config import DownloadConfig
-from curate.download.inputs import derive_uids, read_input
+from curate.download.inputs import check_input, derive_uids, read_input
 from curate.errors import CurateError
 
 
@@ -22,7 +24,7 @@ def test_derived_uids_are_stable_and_unique_for_repeated_pairs():
 def test_input_without_uid_gets_derived_ones(tmp_path):
     path = _write(tmp_path, pa.table({"URL": ["http://a/1", None], "TEXT": ["cap", "c2"]}))
     t = read_input(DownloadConfig(input=path, url_col="URL", caption_col="TEXT"))
-    assert t.column_names == ["uid", "url", "caption"]
+    assert t.column_names[:3] == ["uid", "url", "caption"]
     assert t.column("url").to_pylist() == ["http://a/1", ""]  # a missing URL becomes an invalid_url row
 
 
@@ -45,3 +47,52 @@ def test_malformed_parquet_and_missing_file(tmp_path):
         read_input(DownloadConfig(input=str(bad)))
     with pytest.raises(CurateError, match="no such file"):
         read_input(DownloadConfig(input=str(tmp_path / "nope.parquet")))
+
+
+def test_csv_and_jsonl_read_like_parquet(tmp_path):
+    rows = [{"url": "http://a/1", "caption": "one, with a comma", "uid": "a" * 32},
+            {"url": "http://a/2", "caption": None, "uid": "b" * 32}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "in.csv").write_text('url,caption,uid\nhttp://a/1,"one, with a comma",' + "a" * 32
+                                     + "\nhttp://a/2,," + "b" * 32 + "\n")
+    want = read_input(DownloadConfig(input=str(tmp_path / "in.parquet")))
+    for name in ("in.jsonl", "in.csv"):
+        assert read_input(DownloadConfig(input=str(tmp_path / name))).equals(want), name
+    odd = tmp_path / "list.txt"
+    odd.write_text((tmp_path / "in.jsonl").read_text())
+    assert read_input(DownloadConfig(input=str(odd), input_format="jsonl")).equals(want)
+
+
+def test_datacomp_preset_keeps_uids_and_carries_metadata(tmp_path):
+    path = _write(tmp_path, pa.table({"uid": ["c" * 32], "url": ["http://a/1"], "text": ["a dog"],
+                                      "original_width": [640], "original_height": [480], "sha256": ["f" * 64]}))
+    row = read_input(DownloadConfig(input=path, preset="datacomp")).to_pylist()[0]
+    assert row == {"uid": "c" * 32, "url": "http://a/1", "caption": "a dog", "input_width": 640,
+                   "input_height": 480, "input_sha256": "f" * 64, "similarity": None}
+
+
+def test_laion_preset_derives_uids(tmp_path):
+    path = _write(tmp_path, pa.table({"URL": ["http://a/1"], "TEXT": ["a cat"], "WIDTH": [300.0],
+                                      "HEIGHT": [200.0], "similarity": [0.31], "punsafe": [0.01]}))
+    row = read_input(DownloadConfig(input=path, preset="laion")).to_pylist()[0]
+    assert row["uid"] == derive_uids(["http://a/1"], ["a cat"])[0]
+    assert (row["caption"], row["input_width"], row["input_height"]) == ("a cat", 300, 200)
+    assert row["similarity"] == pytest.approx(0.31)
+    with pytest.raises(CurateError, match="missing column 'URL'.*--preset"):
+        check_input(DownloadConfig(input=_write(tmp_path, pa.table({"url": ["x"]})), preset="laion"))
+
+
+@pytest.mark.parametrize("kw,message", [({"preset": "nope"}, "unknown preset"),
+                                        ({"input_format": "xml"}, "unknown input format")])
+def test_bad_preset_or_format(tmp_path, kw, message):
+    with pytest.raises(CurateError, match=message):
+        read_input(DownloadConfig(input=_write(tmp_path, pa.table({"url": ["x"]})), **kw))
+
+
+def test_malformed_csv_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text('url,caption\nhttp://a,b,c,d\n')
+    with pytest.raises(CurateError, match="cannot read csv") as info:
+        read_input(DownloadConfig(input=str(bad)))
+    assert "\n" not in str(info.value)

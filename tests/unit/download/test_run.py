@@ -47,3 +47,15 @@ def test_loopback_is_refused_unless_allowed(spark_engine, small_pool, tmp_path):
     stats = run_download(spark_engine, str(tmp_path), _config(pool, server, allow_addresses=()))
     assert stats["kept"] == 0
     assert stats["rejected"] == {"blocked_address": stats["rows_in"]}
+
+
+@pytest.mark.ray
+def test_ray_engine_gives_the_same_bytes_as_spark(spark_engine, small_pool, tmp_path):
+    from curate.engines.ray import RayEngine
+
+    pool, server = small_pool
+    run_download(spark_engine, str(tmp_path / "spark"), _config(pool, server))
+    with RayEngine(num_cpus=2) as ray_engine:
+        stats = run_download(ray_engine, str(tmp_path / "ray"), _config(pool, server))
+    assert stats["rows_in"] == 300
+    assert _digest(tmp_path / "ray" / "download") == _digest(tmp_path / "spark" / "download")

@@ -17,6 +17,14 @@ from curate.download.status import classify, statuses
     ("failed_to_resize", "Image decoding error", "image/jpeg", "decode_error"),
     ("failed_to_resize", "Image decoding error", None, "decode_error"),
     ("failed_to_download", "something new", None, "download_error"),
+    ("failed_to_download", "curate-too-large: body is over the cap of 10 bytes", None, "too_large"),
+    ("failed_to_resize", "curate-too-large: image of 9000x9000 pixels is over the cap of 1000", None, "too_large"),
+    ("failed_to_download", "curate-deadline: the total deadline of 1 s passed (timed out)", None, "timeout"),
+    ("failed_to_download", "HTTP Error 302: The HTTP server returned a redirect error that would lead to an "
+                           "infinite loop.\nThe last 30x error message was:\nFound", None, "redirect_error"),
+    ("failed_to_download", "HTTP Error 302: redirection to url 'file:///etc/passwd' is not allowed", None,
+     "blocked_address"),
+    ("failed_to_download", "Remote end closed connection without response", None, "network_error"),
 ])
 def test_classify(i2d, msg, ctype, expected):
     assert classify(i2d, msg, ctype) == expected
