@@ -7,14 +7,71 @@ import argparse
 from curate.cliutil import add_stage, positive_int, report
 
 
+def _count(text: str) -> int:
+    """A sample count as trainers write it: 12800000000, 12.8e9 or 12_800_000_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if value < 0 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of samples >= 0")
+    return int(value)
+
+
+def _passes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
 def cmd_shard(args: argparse.Namespace) -> int:
     from curate.shard.run import ShardConfig, run_shard
 
-    report(run_shard(args.run, ShardConfig(samples_per_shard=args.samples_per_shard, seed=args.seed)))
+    config = ShardConfig(samples_per_shard=args.samples_per_shard, max_shard_bytes=args.max_shard_bytes,
+                         seed=args.seed, samples_seen=args.samples_seen, passes=args.passes,
+                         repetition=args.repetition, uids=args.uids, source_shards=args.source_shards)
+    config.check()  # a bad combination is a one-line error before any engine starts
+    if args.engine == "spark":
+        from curate.engines.spark import SparkEngine
+
+        with SparkEngine(master=args.master) as engine:
+            report(run_shard(args.run, config, engine))
+    elif args.engine == "ray":
+        from curate.engines.ray import RayEngine
+        from curate.errors import CurateError
+
+        if not hasattr(RayEngine, "run_tasks"):
+            raise CurateError("shard: this RayEngine has no run_tasks yet; use --engine spark or local")
+        with RayEngine() as engine:
+            report(run_shard(args.run, config, engine))
+    else:
+        report(run_shard(args.run, config))
     return 0
 
 
 def add_parser(sub) -> None:
-    p = add_stage(sub, "shard", cmd_shard, "Reshard the selection into webdataset shards with a manifest.")
+    p = add_stage(sub, "shard", cmd_shard, "Reshard the selection into webdataset shards with a manifest "
+                  "and a repetition plan.")
     p.add_argument("--samples-per-shard", type=positive_int, default=10_000, help="samples per output shard")
+    p.add_argument("--max-shard-bytes", type=positive_int, default=1 << 30,
+                   help="close a shard before it grows past this many bytes of sample files (default 1 GiB)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed")
+    plan = p.add_mutually_exclusive_group()
+    plan.add_argument("--samples-seen", type=_count, default=None, metavar="S",
+                      help="samples-seen budget of the repetition plan, e.g. 12.8e9 (default: one pass)")
+    plan.add_argument("--passes", type=_passes, default=None, metavar="K",
+                      help="the budget as passes over the selection: S = round(K x unique samples)")
+    p.add_argument("--repetition", choices=("materialised", "streamed"), default="materialised",
+                   help="materialised: write each sample as often as planned; streamed: write once, "
+                        "curate.shard.loader replays the plan (default: materialised)")
+    p.add_argument("--uids", default=None, metavar="FILE",
+                   help="a DataComp-format u8,u8 .npy selection instead of RUN/select/uids.npy")
+    p.add_argument("--source-shards", default=None, metavar="DIR",
+                   help="img2dataset/DataComp shards (NNNNN.tar + NNNNN.parquet) instead of RUN/download/shards")
+    p.add_argument("--engine", choices=("local", "spark", "ray"), default="local",
+                   help="where the shard writers run (default: in this process)")
+    p.add_argument("--master", default="local[2]", help="Spark master for --engine spark")

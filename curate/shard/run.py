@@ -1,118 +1,157 @@
-"""The shard stage: write the selected samples into new webdataset shards, shuffled with a seed,
-with globally unique keys, `sizes.json` (read by open_clip's trainer), `manifest.parquet`, and a
-`_stats.json` per shard. Each sample's original files (image, caption, json) are carried over."""
+"""The shard stage: write the selected samples into new webdataset shards in a seeded global order, with
+globally unique keys, `sizes.json` (read by open_clip's trainer), `manifest.parquet`, `plan.json` and a
+`_stats.json` per shard. Each sample's original files (image, caption, json) are carried over.
+
+The repetition plan (`plan.py`) gives every sample a count. Materialised: each sample is written as many
+times as its count, copy j in pass j. Streamed: each sample is written once and `loader.py` replays the
+planned stream from the manifest. One pass (every count 1) is the default.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from curate import schemas
+from curate.engines.base import Engine
+from curate.engines.local import LocalEngine
 from curate.errors import CurateError
 from curate.io import fs
 from curate.io.stagedir import StageDir
-from curate.io.tario import DeterministicTarWriter, index, read_member
-from curate.select.run import u8u8_to_uids
+from curate.shard import plan, sources
+from curate.shard.reshard import ShardJob, Source, index_source, split, write_shard
 
 log = logging.getLogger(__name__)
 
 NAME = "shard"
 DIGITS = 5
+KEY_DIGITS = 6
+MANIFEST_VERSION = 2
+MODES = ("materialised", "streamed")
+CONFIG_FILE = "_config.json"
 
 
 @dataclass(frozen=True)
 class ShardConfig:
-    samples_per_shard: int = 10_000
+    samples_per_shard: int = 10_000  # DataComp's and img2dataset's default shard size
+    max_shard_bytes: int = 1 << 30  # a shard is closed early rather than grow past 1 GiB
     seed: int = 0
+    samples_seen: int | None = None  # the plan's budget S; None and passes None = one pass
+    passes: float | None = None  # S = round(passes · unique samples)
+    repetition: str = "materialised"  # or "streamed"
+    uids: str | None = None  # a DataComp u8,u8 .npy instead of select/uids.npy
+    source_shards: str | None = None  # img2dataset/DataComp shards instead of download/shards
 
-
-def _order(uids: list[str], seed: int) -> list[int]:
-    """A seeded permutation that depends only on each uid and the seed (stable under resharding)."""
-    keys = [hashlib.sha256(f"{seed}:{u}".encode()).digest() for u in uids]
-    return sorted(range(len(uids)), key=keys.__getitem__)
-
-
-def _selected(run_dir: str) -> pa.Table:
-    """The selected samples joined with where their bytes are and what was measured of them."""
-    sel = fs.join(run_dir, "select", "uids.npy")
-    sfs, p = fs.url_to_fs(sel)
-    with sfs.open(p, "rb") as fh:
-        uids = u8u8_to_uids(np.load(fh))
-    samples = fs.read_table(fs.join(run_dir, "download", "samples"), schema="samples")
-    scores = fs.read_table(fs.join(run_dir, "score", "scores"), schema="scores")
-    table = (pa.table({"uid": pa.array(uids, pa.string())})
-             .join(samples.select(["uid", "caption", "shard", "key"]), "uid")
-             .join(scores.select(["uid", "clip_similarity", "language", "language_score"]), "uid"))
-    if table.num_rows != len(uids):
-        raise CurateError(f"shard: {len(uids) - table.num_rows} selected uids are not in the download "
-                          "or score outputs of this run")
-    return table.sort_by([("uid", "ascending")])
-
-
-def run_shard(run_dir: str, config: ShardConfig | None = None) -> dict:
-    config = config or ShardConfig()
-    sd, finished = StageDir.start(run_dir, NAME, requires="select")
-    if finished is not None:
-        return finished
-    table = _selected(run_dir)
-    rows = table.to_pylist()
-    rows = [rows[i] for i in _order([r["uid"] for r in rows], config.seed)]
-    n_out = max(1, math.ceil(len(rows) / config.samples_per_shard))
-    src_dir = fs.join(run_dir, "download", "shards")
-    indexes = {s: index(fs.join(src_dir, s)) for s in sorted({r["shard"] for r in rows})}
-    manifest, sizes = [], {}
-    for out_id in range(n_out):
-        part = rows[out_id * config.samples_per_shard:(out_id + 1) * config.samples_per_shard]
-        name = f"{out_id:0{DIGITS}d}.tar"
-        nbytes = _write_shard(sd.file(name), part, out_id, src_dir, indexes)
-        sizes[name] = len(part)
-        fs.write_json(sd.file(f"{out_id:0{DIGITS}d}_stats.json"), {"shard": name, "samples": len(part),
-                                                                   "bytes": nbytes})
-        for i, r in enumerate(part):
-            manifest.append({"uid": r["uid"], "shard": name, "key": _key(out_id, i), "caption": r["caption"],
-                             "clip_similarity": r["clip_similarity"], "language": r["language"],
-                             "language_score": r["language_score"], "source_shard": r["shard"],
-                             "source_key": r["key"]})
-    fs.write_json(sd.file("sizes.json"), sizes)
-    fs.write_table(pa.Table.from_pylist(manifest, schema=schemas.load("manifest")),
-                   sd.file("manifest.parquet"), schema="manifest")
-    result = {"stage": NAME, "rows_in": len(rows), "kept": len(rows), "rejected": {}, "shards": n_out,
-              "seed": config.seed}
-    sd.finish(result)
-    return result
+    def check(self) -> None:
+        if self.repetition not in MODES:
+            raise CurateError(f"shard: repetition must be one of {MODES}, got {self.repetition!r}")
+        if not 0 < self.samples_per_shard < 10 ** KEY_DIGITS:
+            raise CurateError(f"shard: samples_per_shard must be in [1, {10 ** KEY_DIGITS - 1}]")
+        if self.max_shard_bytes <= 0:
+            raise CurateError("shard: max_shard_bytes must be positive")
+        plan.PlanRequest(self.samples_seen, self.passes).budget(0)
 
 
 def _key(out_id: int, i: int) -> str:
     """Globally unique: the output shard id and the position in it."""
-    return f"{out_id:0{DIGITS}d}{i:06d}"
+    return f"{out_id:0{DIGITS}d}{i:0{KEY_DIGITS}d}"
 
 
-def _write_shard(path: str, part: list[dict], out_id: int, src_dir: str,
-                 indexes: dict[str, dict[str, dict[str, tuple[int, int]]]]) -> int:
-    by_src: dict[str, list[int]] = defaultdict(list)
-    for i, r in enumerate(part):
-        by_src[r["shard"]].append(i)
-    blobs: list[dict[str, bytes]] = [{} for _ in part]
-    for src, positions in by_src.items():  # read each source tar once, in offset order
-        sfs, p = fs.url_to_fs(fs.join(src_dir, src))
-        with sfs.open(p, "rb") as fh:
-            for i in positions:
-                for ext, (off, size) in sorted(indexes[src][part[i]["key"]].items()):
-                    blobs[i][ext] = read_member(fh, off, size)
-    total = 0
-    with fs.atomic_open(path, "wb") as fh:
-        writer = DeterministicTarWriter(fh)
-        for i, files in enumerate(blobs):
-            for ext in sorted(files):
-                writer.add(f"{_key(out_id, i)}.{ext}", files[ext])
-                total += len(files[ext])
-        writer.close()
-    log.info("shard: wrote %s (%d samples)", path, len(part))
-    return total
+def _fresh(sd: StageDir, config: ShardConfig) -> None:
+    """Resume only what the same configuration started; a changed one starts over."""
+    wanted = asdict(config)
+    path = sd.file(CONFIG_FILE)
+    if fs.exists(path) and fs.read_json(path) == wanted:
+        return
+    sfs, p = fs.url_to_fs(sd.path)
+    for f in sfs.ls(p, detail=False):
+        if f.rsplit("/", 1)[-1].endswith((".tar", "_stats.json")):
+            sfs.rm(f)
+    fs.write_json(path, wanted)
 
+
+def _members(engine: Engine, table: pa.Table) -> list[tuple[str, tuple]]:
+    """(source tar path, files) per candidate row, from one index task per source shard."""
+    folders, shards = table.column("source_dir").to_pylist(), table.column("source_shard").to_pylist()
+    srcs = sorted({Source(d, s) for d, s in zip(folders, shards, strict=True)}, key=lambda s: (s.folder, s.shard))
+    indexes = dict(engine.run_tasks(index_source, srcs))
+    out = []
+    for d, s, k, u in zip(folders, shards, table.column("source_key").to_pylist(), table.column("uid").to_pylist(),
+                          strict=True):
+        src = Source(d, s)
+        files = indexes[src].get(k)
+        if not files:
+            raise CurateError(f"shard: sample {u} (key {k}) is not in {src.path}")
+        out.append((src.path, files))
+    return out
+
+
+def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | None = None) -> dict:
+    config = config or ShardConfig()
+    config.check()
+    sd, finished = StageDir.start(run_dir, NAME, requires="select" if config.uids is None else None)
+    if finished is not None:
+        return finished
+    _fresh(sd, config)
+    engine = engine or LocalEngine()
+    cand = sources.load(run_dir, config.uids, config.source_shards)
+    table = cand.table
+    uids = table.column("uid").to_pylist()
+    weights = table.column("weight").to_numpy()
+    budget = plan.PlanRequest(config.samples_seen, config.passes).budget(len(uids))
+    counts = plan.counts(uids, weights, budget)
+    order, copy = plan.stream(uids, counts, config.seed)
+    if config.repetition == "streamed":  # each planned sample once, in pass 0's order
+        order, copy = order[copy == 0], copy[copy == 0]
+    jobs, shard_col, key_col = _jobs(sd, _members(engine, table), order, copy, config)
+    shard_stats = engine.run_tasks(write_shard, jobs)
+    manifest = _manifest(table, cand.score_columns, order, copy, counts, shard_col, key_col)
+    fs.write_table(manifest, sd.file("manifest.parquet"), schema=None)  # conformed to manifest.v2 above
+    fs.write_json(sd.file("sizes.json"), {s["shard"]: s["samples"] for s in shard_stats})
+    summary = {**plan.summary(counts, weights, budget), "seed": config.seed, "repetition": config.repetition,
+               "samples_written": len(order), "manifest_schema": f"manifest.v{MANIFEST_VERSION}"}
+    fs.write_json(sd.file("plan.json"), summary)
+    written = int(np.count_nonzero(counts))
+    result = {"stage": NAME, "engine": engine.name, "rows_in": len(uids) + sum(cand.refused.values()),
+              "kept": written, "planned_zero": len(uids) - written, "rejected": cand.refused,
+              "shards": len(jobs), "bytes": sum(s["bytes"] for s in shard_stats), "seed": config.seed,
+              "repetition": config.repetition, "samples_seen": budget, "samples_written": len(order),
+              "histogram": summary["histogram"]}
+    sd.finish(result)
+    return result
+
+
+def _jobs(sd: StageDir, members: list[tuple[str, tuple]], order: np.ndarray, copy: np.ndarray,
+          config: ShardConfig) -> tuple[list[ShardJob], list[str], list[str]]:
+    """Cut the stream into output shards: one job each, and the shard name and key of every stream row."""
+    sizes = [sum(m[2] for m in files) for _, files in members]
+    bounds = split([sizes[i] for i in order], config.samples_per_shard, config.max_shard_bytes)
+    digits = max(DIGITS, len(str(len(bounds) - 1)))
+    jobs, shard_col, key_col = [], [], []
+    for out_id, (a, b) in enumerate(bounds):
+        stem = f"{out_id:0{digits}d}"
+        keys = [_key(out_id, i) for i in range(b - a)]
+        entries = tuple((k, *members[j]) for k, j in zip(keys, order[a:b].tolist(), strict=True))
+        info = (("unique_samples", len(set(order[a:b].tolist()))),
+                ("first_pass", int(copy[a]) if b > a else 0), ("last_pass", int(copy[b - 1]) if b > a else 0))
+        jobs.append(ShardJob(sd.file(f"{stem}.tar"), sd.file(f"{stem}_stats.json"), f"{stem}.tar", entries, info))
+        shard_col += [f"{stem}.tar"] * (b - a)
+        key_col += keys
+    return jobs, shard_col, key_col
+
+
+def _manifest(table: pa.Table, dynamic: tuple[str, ...], order: np.ndarray, copy: np.ndarray,
+              counts: np.ndarray, shard_col: list[str], key_col: list[str]) -> pa.Table:
+    """One row per written sample, in stream order: where it is, what was measured, its planned count."""
+    idx = pa.array(order, pa.int64())
+    rows = table.take(idx)
+    cols = {"uid": rows.column("uid"), "shard": pa.array(shard_col, pa.string()),
+            "key": pa.array(key_col, pa.string()),
+            **{c: rows.column(c) for c in ("caption", *sources.FIXED_SCORES, "source_shard", "source_key", "weight")},
+            "repetition": pa.array(counts[order], pa.int64()), "copy": pa.array(copy, pa.int32()),
+            # score columns the score stage added (clip_<alias>, probes): the schema's dynamic float32 columns
+            **{c: rows.column(c) for c in dynamic}}
+    return schemas.conform(pa.table(cols), "manifest", MANIFEST_VERSION)

@@ -1,0 +1,107 @@
+"""A synthetic run directory whose download, dedup, score and select stages are finished, for the shard
+stage's tests and benchmark: real JPEGs in sorted webdataset tars, tables that follow our schemas."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from curate import schemas
+from curate.io import fs
+from curate.io.stagedir import StageDir
+from curate.io.tario import DeterministicTarWriter
+from curate.select.run import uids_to_u8u8
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
+SHAPES = ("square", "circle", "triangle")
+
+
+@dataclass(frozen=True)
+class SyntheticRun:
+    n: int = 60  # samples downloaded
+    per_shard: int = 25  # samples per download shard
+    image_px: int = 32
+    noise: bool = False  # random pixels: incompressible JPEGs of realistic size (for the benchmark)
+    seed: int = 0
+    selected_every: int = 1  # select every k-th sample
+    weights: bool = False  # select writes a weight column (1, 2 or 3)
+    safety_every: int = 0  # dedup marks every k-th sample safety_hash_list (0: none)
+
+
+def uid_of(i: int) -> str:
+    return f"{i * 2654435761 % (1 << 64):016x}{i:016x}"
+
+
+def _jpeg(rng: np.random.Generator, cfg: SyntheticRun, colour: tuple[int, int, int]) -> bytes:
+    if cfg.noise:
+        pixels = rng.integers(0, 256, (cfg.image_px, cfg.image_px, 3), dtype=np.uint8)
+    else:
+        pixels = np.empty((cfg.image_px, cfg.image_px, 3), dtype=np.uint8)
+        pixels[:] = colour
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> list[str]:
+    """Write the finished stages into `run_dir`; return every sample's uid (index order)."""
+    rng = np.random.default_rng(cfg.seed)
+    uids = [uid_of(i) for i in range(cfg.n)]
+    samples, scores = [], []
+    for sid in range(0, cfg.n, cfg.per_shard):
+        shard = f"{sid // cfg.per_shard:05d}.tar"
+        rows = []
+        for i in range(sid, min(sid + cfg.per_shard, cfg.n)):
+            colour = list(COLOURS)[i % len(COLOURS)]
+            caption = f"a {colour} {SHAPES[i % len(SHAPES)]} number {i}"
+            key = f"{sid // cfg.per_shard:05d}{i - sid:04d}"
+            rows.append((key, _jpeg(rng, cfg, COLOURS[colour]), caption, uids[i]))
+            samples.append({"uid": uids[i], "url": f"http://127.0.0.1/{i}.jpg", "caption": caption, "status": "success",
+                            "error": None, "sha256": f"{i:064x}", "width": cfg.image_px, "height": cfg.image_px,
+                            "original_width": cfg.image_px, "original_height": cfg.image_px, "shard": shard,
+                            "key": key})
+            scores.append({"uid": uids[i], "shard": shard, "key": key, "status": "ok", "error": None,
+                           "clip_similarity": float(i % 7) / 10, "language": "en", "language_score": 0.9,
+                           "clip_probe": float(i) / cfg.n})
+        with fs.atomic_open(fs.join(run_dir, "download", "shards", shard), "wb") as fh:
+            w = DeterministicTarWriter(fh)
+            for key, img, caption, uid in rows:
+                w.add(f"{key}.jpg", img)
+                w.add(f"{key}.json", json.dumps({"uid": uid, "caption": caption}).encode())
+                w.add(f"{key}.txt", caption.encode())
+            w.close()
+    fs.write_table(pa.Table.from_pylist(samples), fs.join(run_dir, "download", "samples", "00000.parquet"),
+                   schema="samples")
+    score_schema = schemas.load("scores").append(pa.field("clip_probe", pa.float32()))  # a dynamic score column
+    fs.write_table(pa.Table.from_pylist(scores, schema=score_schema),
+                   fs.join(run_dir, "score", "scores", "00000.parquet"))
+    safety = {u for i, u in enumerate(uids) if cfg.safety_every and i % cfg.safety_every == 0}
+    fs.write_table(pa.table({"uid": uids, "url_canonical": [s["url"] for s in samples],
+                             "sha256": [s["sha256"] for s in samples],
+                             "reason": [("safety_hash_list" if u in safety else None) for u in uids],
+                             "duplicate_of": pa.nulls(cfg.n, pa.string())}),
+                   fs.join(run_dir, "dedup", "decisions.parquet"))
+    kept = [u for i, u in enumerate(uids) if i % cfg.selected_every == 0]
+    write_selection(run_dir, kept, [1 + i % 3 for i in range(len(kept))] if cfg.weights else None)
+    for stage in ("download", "dedup", "score", "select"):
+        StageDir(run_dir, stage).finish({"stage": stage, "synthetic": True})
+    return uids
+
+
+def write_selection(run_dir: str, kept: list[str], weights: list[float] | None) -> None:
+    """select/uids.npy and decisions.parquet (with a weight column when `weights` is given)."""
+    sel = fs.join(run_dir, "select")
+    fs.makedirs(sel)
+    buf = io.BytesIO()
+    np.save(buf, uids_to_u8u8(kept))
+    fs.write_bytes(fs.join(sel, "uids.npy"), buf.getvalue())
+    cols = {"uid": kept, "kept": [True] * len(kept), "reason": pa.nulls(len(kept), pa.string()),
+            "step": pa.nulls(len(kept), pa.string())}
+    if weights is not None:
+        cols["weight"] = pa.array(weights, pa.float64())
+    fs.write_table(pa.table(cols), fs.join(sel, "decisions.parquet"))
