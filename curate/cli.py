@@ -47,14 +47,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\noutputs in {out}/: pool (generated input), download (tar shards + samples status), dedup,"
           f" score (scores + embeddings), select (uids.npy, decisions), shard (training shards, sizes.json,"
           f" manifest.parquet)")
+    print(f"report: {out}/report/index.html")
     return 0 if result.ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from curate.errors import CurateError
+    from curate.io import fs
+    from curate.report import write_report
+
+    if not fs.exists(args.run):
+        raise CurateError(f"report: run directory not found: {args.run}")
+    print(write_report(args.run, args.out))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from curate.plan import plan_text
+
+    print(plan_text(args))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description="Curate web-scale image-text pools into "
                                      "CLIP training sets: download, dedup, score, select, shard, audit.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only, no progress")
+    parser.add_argument("--json", dest="progress_json", action="store_true",
+                        help="progress of long stages as JSON lines on stderr (done, total, rate, eta_s)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for add_stage_parser in (add_download, add_dedup, add_score, add_select, add_shard):
@@ -67,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out", help="run directory (default: ./demo-out)")
     p.add_argument("--n", type=positive_int, default=2000, help="pool size (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="pool seed")
+
+    p = add_stage(sub, "report", cmd_report, "Write a self-contained HTML report about a run.")
+    p.add_argument("--out", default=None, help="output file (default: RUN/report/index.html)")
+
+    from curate.plan import add_arguments as add_plan_arguments
+
+    p = add_stage(sub, "plan", cmd_plan, "Estimate wall time and node-hours per stage for a cluster.", run=False)
+    add_plan_arguments(p)
 
     add_compare(sub)
     return parser
@@ -91,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
     _configure_logging(args)
+    from curate import progress
+
+    progress.configure("quiet" if args.quiet else "json" if args.progress_json else "human")
     try:
         return args.func(args)
     except CurateError as exc:

@@ -1,0 +1,25 @@
+"""Ray job entry point for the score stage (fasttext language ID and open_clip in actor pools).
+
+    ray job submit --address http://HEAD:8265 --working-dir . \
+        --runtime-env-json '{"py_modules": ["curate"]}' -- python jobs/score.py --config jobs/configs/pipeline.yaml
+"""
+
+from __future__ import annotations
+
+import sys
+
+import _common
+
+
+def job() -> None:
+    from curate.score.run import ScoreConfig, run_score
+
+    run, data = _common.parse("score")
+    config = _common.stage_config(ScoreConfig, data, "score")
+    with _common.ray_engine(data) as engine:
+        _common.report(run_score(engine, run, config))
+
+
+if __name__ == "__main__":
+    _common.bootstrap()
+    sys.exit(_common.main(job))

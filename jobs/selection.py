@@ -1,0 +1,26 @@
+"""Entry point for the select stage: a batch job on the driver (spark-submit, `ray job submit` or plain
+python). Named selection.py, not select.py: a job's folder is first on sys.path, and a select.py
+there would shadow the standard library's `select` module (Spark's Python workers import it).
+The policy reads the pool's scores table once; at DataComp scale give the driver the memory.
+
+    spark-submit --master spark://HOST:7077 --driver-memory 64g --py-files dist/curate-0.1.0-py3-none-any.whl \
+        jobs/selection.py --config jobs/configs/pipeline.yaml [--run s3://bucket/run-001]
+"""
+
+from __future__ import annotations
+
+import sys
+
+import _common
+
+
+def job() -> None:
+    from curate.select.run import SelectConfig, run_select
+
+    run, data = _common.parse("select")
+    _common.report(run_select(run, _common.stage_config(SelectConfig, data, "select")))
+
+
+if __name__ == "__main__":
+    _common.bootstrap()
+    sys.exit(_common.main(job))
