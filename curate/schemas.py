@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
-from pathlib import Path
+from importlib import resources
 
 import pyarrow as pa
 
 from curate.errors import SchemaError
 
-# `curate/_schemas` links to the repository's top-level schemas/, so a wheel carries them too.
-SCHEMA_DIR = Path(__file__).resolve().parent / "_schemas"
+# `curate/_schemas` links to the repository's top-level schemas/, so a wheel carries them too; read through
+# importlib.resources, so they load from a wheel or zip on an executor's path (`--py-files`) as well.
+SCHEMA_DIR = resources.files("curate") / "_schemas"
 
 _TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -26,7 +28,7 @@ _TYPES: dict[str, pa.DataType] = {
 
 @cache
 def spec(name: str, version: int = 1) -> dict:
-    path = SCHEMA_DIR / f"{name}.v{version}.json"
+    path = SCHEMA_DIR.joinpath(f"{name}.v{version}.json")
     if not path.is_file():
         raise SchemaError(f"no schema {name} v{version} (expected {path})")
     return json.loads(path.read_text())
@@ -37,6 +39,23 @@ def load(name: str, version: int = 1) -> pa.Schema:
     """The Arrow schema of table `name`, with its name and version in the schema metadata."""
     fields = [pa.field(f["name"], _TYPES[f["type"]], nullable=f["nullable"]) for f in spec(name, version)["fields"]]
     return pa.schema(fields, metadata={"curate.schema": f"{name}.v{version}"})
+
+
+@cache
+def dynamic(name: str, version: int = 1) -> tuple[tuple[re.Pattern, pa.DataType], ...]:
+    """The patterns of a schema's config-dependent columns (a `dynamic` list in its JSON), with their types.
+
+    A column not among the fixed fields whose name matches a pattern (the first that matches) is kept by
+    `conform` and type-checked by `check`; schemas without `dynamic` (every v1) have none.
+    """
+    return tuple((re.compile(d["pattern"]), _TYPES[d["type"]]) for d in spec(name, version).get("dynamic", ()))
+
+
+def _dynamic_type(name: str, version: int, column: str) -> pa.DataType | None:
+    for pattern, typ in dynamic(name, version):
+        if pattern.fullmatch(column):
+            return typ
+    return None
 
 
 @cache
@@ -63,6 +82,19 @@ def conform(table: pa.Table, name: str, version: int = 1) -> pa.Table:
                 raise SchemaError(f"{name}.v{version}: column {field.name!r} is {col.type}, "
                                   f"not {field.type}") from exc
         cols.append(col)
+    fixed = set(schema.names)
+    for column in table.column_names:  # config-dependent columns (e.g. scores.v2's clip_<alias>)
+        typ = None if column in fixed else _dynamic_type(name, version, column)
+        if typ is None:
+            continue
+        col = table.column(column)
+        if col.type != typ:
+            try:
+                col = col.cast(typ)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SchemaError(f"{name}.v{version}: column {column!r} is {col.type}, not {typ}") from exc
+        schema = schema.append(pa.field(column, typ, nullable=True))
+        cols.append(col)
     return pa.Table.from_arrays(cols, schema=schema)
 
 
@@ -76,4 +108,8 @@ def check(table: pa.Table, name: str, version: int = 1) -> pa.Table:
         if got[field.name] != field.type:
             raise SchemaError(f"{name}.v{version}: column {field.name!r} is {got[field.name]}, "
                               f"expected {field.type}")
+    for column, typ in got.items():
+        want = None if column in schema.names else _dynamic_type(name, version, column)
+        if want is not None and typ != want:
+            raise SchemaError(f"{name}.v{version}: column {column!r} is {typ}, expected {want}")
     return table
