@@ -8,7 +8,7 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 export NO_ALBUMENTATIONS_UPDATE ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test bench lint clean chromium
 
 venv: $(STAMP)
 
@@ -23,8 +23,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/curate demo --out demo-out
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
+
+# The report test renders the page in headless Chromium (Debian's package); installed when we may.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; }; } || \
+	  echo "note: no chromium (apt-get install chromium); the report rendering test will skip"
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,cpu,bench]'
