@@ -12,13 +12,30 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     config = SelectConfig(basic_filter=not args.no_basic_filter,
                           clip_fraction=None if args.clip_threshold is not None else args.clip_fraction,
-                          clip_threshold=args.clip_threshold)
+                          clip_threshold=args.clip_threshold, policy=args.policy,
+                          target_size=args.target_size, engine=args.engine)
     report(run_select(args.run, config))
     return 0
 
 
+def _size(text: str) -> int:
+    try:
+        value = int(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
 def add_parser(sub) -> None:
-    p = add_stage(sub, "select", cmd_select, "Apply the DataComp policy: basic filter and CLIP score.")
+    p = add_stage(sub, "select", cmd_select, "Select samples by a policy: a shipped recipe or a YAML file.")
+    p.add_argument("--policy", default=None,
+                   help="datacomp-basic, datacomp-clip-score, datacomp-1b, dfn, laion, relaion-research, "
+                        "relaion-research-safe, metaclip, or a policy YAML file (default: the flags below)")
+    p.add_argument("--target-size", type=_size, default=None,
+                   help="keep exactly N samples: the ranking step's cut is chosen to meet it")
+    p.add_argument("--engine", choices=("local", "spark"), default="local", help="where to run (default local)")
     p.add_argument("--clip-fraction", type=fraction, default=0.3, help="keep the top fraction (default 0.3)")
     p.add_argument("--clip-threshold", type=float, default=None, help="keep similarity >= this instead")
     p.add_argument("--no-basic-filter", action="store_true", help="skip DataComp's basic filter")

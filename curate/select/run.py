@@ -1,8 +1,9 @@
-"""The select stage: the DataComp policy (basic filter, then CLIP score) over every scored sample.
+"""The select stage: a policy (a shipped recipe or a YAML file) over every scored sample.
 
 Outputs: `uids.npy` (the kept uids, sorted, in DataComp's `u8,u8` format, so DataComp's resharder
-reads it), `decisions.parquet` (uid, kept, reason, step) and `selection.json` (policy, resolved
-thresholds, counts per step, input run).
+reads it), `decisions.parquet` (decisions.v2: uid, kept, reason, step, weight) and `selection.json`
+(policy, resolved thresholds, counts per step, input run). In-process by default; `engine="spark"`
+runs the same policy code on Spark with the same result.
 """
 
 from __future__ import annotations
@@ -10,21 +11,28 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate import schemas
+from curate.errors import CurateError
 from curate.io import fs
 from curate.io.stagedir import StageDir
-from curate.select import datacomp  # noqa: F401  (registers the DataComp steps)
-from curate.select.policy import Step, apply, make_step
+from curate.select import steps as _steps  # noqa: F401  (registers every step)
+from curate.select.execute import decisions_table, plan, required_columns, select_frame, widen_halves
+from curate.select.policy import Policy, Step, load_policy, make_step
 from curate.stage import StageStats
 
 log = logging.getLogger(__name__)
 
 NAME = "select"
+_HEX = np.full(256, 255, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_HEX[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+_HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,9 @@ class SelectConfig:
     basic_filter: bool = True
     clip_fraction: float | None = 0.3  # DataComp's CLIP score (L/14 30%) baseline
     clip_threshold: float | None = None  # DataComp's B/32 threshold baseline is 0.3
+    policy: str | None = None  # a shipped policy name or a YAML file; replaces the three fields above
+    target_size: int | None = None  # keep exactly this many (overrides the policy file's target)
+    engine: str = "local"  # local (in-process) or spark
 
     def steps(self) -> list[Step]:
         steps = [make_step("datacomp_basic")] if self.basic_filter else []
@@ -40,51 +51,101 @@ class SelectConfig:
             steps.append(make_step("clip_score", fraction=fraction, threshold=self.clip_threshold))
         return steps
 
+    def resolve_policy(self) -> Policy:
+        if self.policy is not None:
+            return load_policy(self.policy, self.target_size)
+        steps = self.steps()
+        if not steps and self.target_size is None:
+            raise CurateError("select: the policy has no steps")
+        return Policy(name="datacomp", steps=tuple(steps), target_size=self.target_size, source="flags")
 
-def uids_to_u8u8(uids: list[str]) -> np.ndarray:
+
+def uids_to_u8u8(uids) -> np.ndarray:
     """DataComp's uid array: 128-bit hex uids as (upper, lower) uint64 pairs, sorted."""
-    arr = np.array([(int(u[:16], 16), int(u[16:32], 16)) for u in uids], dtype="u8,u8")
-    arr.sort()
-    return arr
+    b = np.asarray(uids, dtype="S32") if not isinstance(uids, np.ndarray) or uids.dtype.kind != "S" else uids
+    out = np.zeros(len(b), dtype="u8,u8")
+    if len(b) == 0:
+        return out
+    digits = _HEX[np.frombuffer(b.tobytes(), dtype=np.uint8).reshape(-1, 32)]
+    if (digits == 255).any() or (np.char.str_len(b) != 32).any():
+        raise CurateError("select: uids must be 32 hex digits")
+    powers = np.uint64(16) ** np.arange(15, -1, -1, dtype=np.uint64)
+    out["f0"] = digits[:, :16].astype(np.uint64) @ powers
+    out["f1"] = digits[:, 16:].astype(np.uint64) @ powers
+    out.sort()
+    return out
 
 
 def u8u8_to_uids(arr: np.ndarray) -> list[str]:
     return [f"{int(hi):016x}{int(lo):016x}" for hi, lo in arr.tolist()]
 
 
-def pool_table(run_dir: str) -> pa.Table:
-    """Every sample that reached selection, with the columns the policies read."""
-    scores = fs.read_table(fs.join(run_dir, "score", "scores"), schema="scores")
+def pool_table(run_dir: str, needed: set[str] | None = None) -> pa.Table:
+    """Every sample that reached selection: every score column (the score stage's dynamic `clip_<alias>`
+    and probe columns included), the download metadata the policies read, and image embeddings when a
+    step needs them."""
+    scores = fs.read_table(fs.join(run_dir, "score", "scores"))
     scores = scores.filter(pc.equal(scores.column("status"), "ok"))
     samples = fs.read_table(fs.join(run_dir, "download", "samples"), schema="samples")
     meta = samples.select(["uid", "caption", "original_width", "original_height"])
-    table = scores.select(["uid", "clip_similarity", "language", "language_score"]).join(meta, "uid")
+    keep = [c for c in scores.column_names if c not in ("shard", "key", "status", "error")]
+    table = scores.select(keep).join(meta, "uid")
+    if needed and "image_embedding" in needed:
+        emb = fs.read_table(fs.join(run_dir, "score", "embeddings"), columns=["uid", "image_embedding"])
+        idx = pc.index_in(table.column("uid"), value_set=emb.column("uid"))  # acero joins no list columns
+        if idx.null_count:
+            raise CurateError(f"select: {idx.null_count} scored samples have no image embedding in score/embeddings")
+        table = table.append_column("image_embedding", widen_halves(emb).column("image_embedding").take(idx))
     return table.sort_by([("uid", "ascending")])
 
 
-def run_select(run_dir: str, config: SelectConfig | None = None) -> dict:
+def write_outputs(sd: StageDir, decided: pa.Table, policy: Policy, resolved: dict, inputs: dict) -> dict:
+    decided = decided.sort_by([("uid", "ascending")])
+    decisions = schemas.conform(decisions_table(decided), "decisions", 2)
+    kept = decisions.filter(decisions.column("kept"))
+    buf = io.BytesIO()
+    np.save(buf, uids_to_u8u8(kept.column("uid").to_numpy(zero_copy_only=False)))
+    fs.write_bytes(sd.file("uids.npy"), buf.getvalue())
+    fs.write_table(decisions, sd.file("decisions.parquet"))
+    per_step = Counter(s for s in decisions.column("step").to_pylist() if s is not None)
+    weights = kept.column("weight").to_numpy()
+    fs.write_json(sd.file("selection.json"), {
+        "policy": policy.describe(), "inputs": inputs,
+        "steps": [{"name": name, "resolved": params, "rejected": per_step.get(name, 0)}
+                  for name, params in resolved.items()],
+        "pool": decisions.num_rows, "kept": kept.num_rows, "weighted_kept": float(weights.sum()),
+        "reasons": dict(sorted(Counter(r for r in decisions.column("reason").to_pylist() if r).items()))})
+    return {"stage": NAME, **StageStats.from_table(decisions).to_dict()}
+
+
+def run_select(run_dir: str, config: SelectConfig | None = None, engine=None) -> dict:
     config = config or SelectConfig()
+    policy = config.resolve_policy()
     sd, finished = StageDir.start(run_dir, NAME, requires="score")
     if finished is not None:
         return finished
-    table = pool_table(run_dir)
-    steps = config.steps()
-    decision = apply(steps, table)
-    kept = np.array([r is None for r in decision.reason])
-    decisions = pa.table({"uid": table.column("uid"), "kept": pa.array(kept),
-                          "reason": pa.array(decision.reason.tolist(), pa.string()),
-                          "step": pa.array(decision.step.tolist(), pa.string())})
-    buf = io.BytesIO()
-    np.save(buf, uids_to_u8u8([u for u, k in zip(table.column("uid").to_pylist(), kept, strict=True) if k]))
-    fs.write_bytes(sd.file("uids.npy"), buf.getvalue())
-    fs.write_table(decisions, sd.file("decisions.parquet"), schema="decisions")
-    stats = StageStats.from_table(decisions)
-    per_step = Counter(s for s in decision.step.tolist() if s is not None)
-    fs.write_json(sd.file("selection.json"), {
-        "policy": "datacomp", "config": asdict(config), "inputs": ["score/scores", "download/samples"],
-        "steps": [{"name": s.name, "params": decision.resolved[s.name],
-                   "rejected": per_step.get(s.name, 0)} for s in steps],
-        "pool": table.num_rows, "kept": int(kept.sum())})
-    result = {"stage": NAME, **stats.to_dict()}
+    needed = {c for _, s in plan(policy)[0] for c in required_columns(s)}
+    table = pool_table(run_dir, needed)
+    inputs = {"run": "..", "tables": ["score/scores", "download/samples"]  # relative: a copied run stays valid
+              + (["score/embeddings"] if "image_embedding" in needed else []), "engine": config.engine}
+    if engine is None and config.engine == "spark":
+        from curate.engines.spark import SparkEngine
+
+        with SparkEngine() as spark:
+            decided, resolved = _decide(spark, table, policy)
+    elif engine is None and config.engine != "local":
+        raise CurateError(f"select: engine must be local or spark, not {config.engine!r}")
+    else:
+        decided, resolved = _decide(engine, table, policy)
+    result = write_outputs(sd, decided, policy, resolved, inputs)
     sd.finish(result)
     return result
+
+
+def _decide(engine, table: pa.Table, policy: Policy) -> tuple[pa.Table, dict]:
+    if engine is None:
+        from curate.engines.local import LocalEngine
+
+        engine = LocalEngine()
+    frame, resolved = select_frame(engine, engine.from_arrow(widen_halves(table)), policy)
+    return engine.to_arrow(frame), resolved

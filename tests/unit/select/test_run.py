@@ -1,0 +1,101 @@
+"""`run_select` on a run directory: every shipped policy writes uids.npy, decisions.v2 and selection.json,
+and every scored sample is kept or rejected exactly once with a reason from the closed set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from curate import schemas
+from curate.cli import main as cli_main
+from curate.errors import CurateError
+from curate.select.policy import policy_names
+from curate.select.run import SelectConfig, run_select, u8u8_to_uids, uids_to_u8u8
+
+from .conftest import make_pool
+
+
+def make_run(root, n: int = 120):
+    pool = make_pool(n, seed=5)
+    (root / "download" / "samples").mkdir(parents=True)
+    (root / "score" / "scores").mkdir(parents=True)
+    (root / "score" / "embeddings").mkdir(parents=True)
+    status = ["ok" if i % 17 else "decode_error" for i in range(n)]  # scoring failures never reach select
+    samples = pa.table({"uid": pool.column("uid"), "url": [f"http://x/{i}" for i in range(n)],
+                        "caption": pool.column("caption"), "status": ["success"] * n, "error": pa.nulls(n, pa.string()),
+                        "sha256": [f"{i:064x}" for i in range(n)], "width": pa.array([224] * n, pa.int32()),
+                        "height": pa.array([224] * n, pa.int32()),
+                        "original_width": pool.column("original_width").cast(pa.int32()),
+                        "original_height": pool.column("original_height").cast(pa.int32()),
+                        "shard": ["00000"] * n, "key": [f"{i:09d}" for i in range(n)]})
+    pq.write_table(samples, root / "download" / "samples" / "00000.parquet")
+    scores = pool.drop_columns(["caption", "original_width", "original_height", "image_embedding"])
+    scores = scores.append_column("status", pa.array(status)).append_column("shard", pa.array(["00000"] * n))
+    pq.write_table(scores.append_column("key", samples.column("key")), root / "score" / "scores" / "00000.parquet")
+    emb = pool.select(["uid", "image_embedding"])
+    pq.write_table(emb.append_column("text_embedding", emb.column("image_embedding")),
+                   root / "score" / "embeddings" / "00000.parquet")
+    for stage in ("download", "score"):
+        (root / stage / "_SUCCESS").write_bytes(b"")
+    return pool, set(pc.filter(pool.column("uid"), pa.array([s == "ok" for s in status])).to_pylist())
+
+
+@pytest.mark.parametrize("name", [p for p in policy_names() if p != "datacomp-1b"])
+def test_every_policy_accounts_for_every_scored_sample(tmp_path, name):
+    pool, scored = make_run(tmp_path)
+    stats = run_select(str(tmp_path), SelectConfig(policy=name))
+    dec = pq.read_table(tmp_path / "select" / "decisions.parquet")
+    assert dec.schema.metadata[b"curate.schema"] == b"decisions.v2"
+    uids = dec.column("uid").to_pylist()
+    assert sorted(uids) == uids and set(uids) == scored and len(uids) == len(scored)
+    kept = dec.filter(dec.column("kept"))
+    rejected = dec.filter(pc.invert(dec.column("kept")))
+    assert stats["kept"] + sum(stats["rejected"].values()) == stats["rows_in"] == len(scored)
+    assert set(rejected.column("reason").to_pylist()) <= schemas.reasons("select")
+    assert kept.column("reason").null_count == kept.num_rows and rejected.column("reason").null_count == 0
+    assert (kept.column("weight").to_numpy() > 0).all() and (rejected.column("weight").to_numpy() == 0).all()
+    arr = np.load(tmp_path / "select" / "uids.npy")
+    assert arr.dtype == np.dtype("u8,u8") and u8u8_to_uids(arr) == kept.column("uid").to_pylist()
+    selection = json.loads((tmp_path / "select" / "selection.json").read_text())
+    assert selection["policy"]["name"] == name and selection["kept"] == kept.num_rows
+    assert sum(s["rejected"] for s in selection["steps"]) == rejected.num_rows
+
+
+def test_target_size_from_the_cli_and_rerun_is_a_no_op(tmp_path, capsys):
+    make_run(tmp_path)
+    assert cli_main(["select", str(tmp_path), "--policy", "dfn", "--target-size", "9"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kept"] == 9
+    selection = json.loads((tmp_path / "select" / "selection.json").read_text())
+    assert selection["steps"][0]["resolved"]["target_size"] == 9 and "cut_uid" in selection["steps"][0]["resolved"]
+    before = (tmp_path / "select" / "decisions.parquet").read_bytes()
+    assert cli_main(["select", str(tmp_path), "--policy", "dfn", "--target-size", "9"]) == 0
+    assert (tmp_path / "select" / "decisions.parquet").read_bytes() == before
+
+
+def test_legacy_flags_and_image_policy_file(tmp_path):
+    pool, _ = make_run(tmp_path)
+    ref = tmp_path / "ref.npy"
+    np.save(ref, np.array(pool.column("image_embedding").to_pylist()[:2], dtype=np.float32))
+    policy = tmp_path / "one-b.yaml"
+    policy.write_text(f"name: tiny-1b\nsteps:\n  - {{step: clip_score, column: clip_vit_l_14, fraction: 0.3}}\n"
+                      f"  - {{step: datacomp_image, reference: {ref}, k: 4, train_rows: 100}}\n")
+    stats = run_select(str(tmp_path), SelectConfig(policy=str(policy)))
+    assert stats["rejected"].get("not_near_reference_cluster", 0) + stats["kept"] > 0
+    with pytest.raises(CurateError, match="no policy"):
+        SelectConfig(policy="missing").resolve_policy()
+
+
+def test_u8u8_vectorised_matches_datacomp_arithmetic():
+    rng = np.random.default_rng(0)
+    uids = [f"{int(rng.integers(0, 2**63)):016x}{int(rng.integers(0, 2**63)):016X}" for _ in range(50)]
+    arr = uids_to_u8u8(uids)
+    expect = sorted((int(u, 16) // 2**64, int(u, 16) % 2**64) for u in uids)
+    assert [tuple(map(int, x)) for x in arr.tolist()] == expect
+    with pytest.raises(CurateError, match="32 hex"):
+        uids_to_u8u8(["xyz"])
