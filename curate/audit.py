@@ -69,12 +69,24 @@ def audit(run: str) -> Audit:
         result.rejected.update(reasons)
         place.update(rej.column("uid").to_pylist())
     manifest = fs.read_table(fs.join(run, "shard", "manifest.parquet"), schema="manifest")
-    kept = manifest.column("uid").to_pylist()
+    # a materialised repetition plan writes a sample once per planned copy: it is kept once
+    kept = sorted(set(manifest.column("uid").to_pylist()))
+    dropped = _planned_out(run, set(kept))
     result.kept = len(kept)
-    result.stages["shard"] = {"rows_in": remaining, "kept": len(kept), "rejected": {}}
+    result.stages["shard"] = {"rows_in": remaining, "kept": len(kept),
+                              "rejected": {"zero_repetitions": len(dropped)} if dropped else {}}
+    result.rejected.update({"zero_repetitions": len(dropped)} if dropped else {})
     place.update(kept)
+    place.update(dropped)
     _check(result, inputs, place)
     return result
+
+
+def _planned_out(run: str, kept: set[str]) -> list[str]:
+    """Selected samples that the repetition plan gave no copy (a samples-seen budget under the set's size)."""
+    select = fs.read_table(fs.join(run, "select", "decisions.parquet"), schema="decisions")
+    chosen = select.filter(select.column("kept")).column("uid").to_pylist()
+    return [u for u in chosen if u not in kept]
 
 
 def _check(result: Audit, inputs: list[str], place: Counter) -> None:

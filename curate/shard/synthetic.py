@@ -83,7 +83,8 @@ def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> list[str]:
     safety = {u for i, u in enumerate(uids) if cfg.safety_every and i % cfg.safety_every == 0}
     fs.write_table(pa.table({"uid": uids, "url_canonical": [s["url"] for s in samples],
                              "sha256": [s["sha256"] for s in samples],
-                             "reason": [("safety_hash_list" if u in safety else None) for u in uids],
+                             "reason": pa.array([("safety_hash_list" if u in safety else None) for u in uids],
+                                                pa.string()),
                              "duplicate_of": pa.nulls(cfg.n, pa.string())}),
                    fs.join(run_dir, "dedup", "decisions.parquet"))
     kept = [u for i, u in enumerate(uids) if i % cfg.selected_every == 0]

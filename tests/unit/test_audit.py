@@ -1,0 +1,35 @@
+"""The accounting identity when the repetition plan repeats samples or gives some none."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from curate.audit import audit
+from curate.io import fs
+from curate.shard.run import ShardConfig, run_shard
+from curate.shard.synthetic import SyntheticRun, make_run
+
+
+def _run(tmp_path, config: ShardConfig) -> str:
+    run = str(tmp_path / "run")
+    uids = make_run(run, SyntheticRun(n=30, per_shard=10))
+    fs.write_table(pa.table({"uid": uids, "url": [f"http://127.0.0.1/{i}.jpg" for i in range(len(uids))],
+                             "caption": ["c"] * len(uids)}), fs.join(run, "download", "urls.parquet"), schema="urls")
+    run_shard(run, config)
+    return run
+
+
+def test_materialised_copies_count_once(tmp_path):
+    result = audit(_run(tmp_path, ShardConfig(samples_per_shard=16, passes=3)))
+    assert result.ok, result.problems
+    assert result.kept == 30 and result.stages["shard"]["rejected"] == {}
+
+
+@pytest.mark.parametrize("budget", [1, 12, 29])
+def test_samples_the_plan_leaves_out_are_rejected_with_a_reason(tmp_path, budget):
+    result = audit(_run(tmp_path, ShardConfig(samples_per_shard=16, samples_seen=budget)))
+    assert result.ok, result.problems
+    assert result.kept == budget
+    assert result.rejected["zero_repetitions"] == 30 - budget
+    assert result.input_rows == result.kept + sum(result.rejected.values())
