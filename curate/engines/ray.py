@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from curate.errors import CurateError
 from curate.stage import build
 
 log = logging.getLogger(__name__)
+
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)): (.+)$", re.MULTILINE)
 
 
 class _Read:
@@ -35,6 +38,21 @@ class _StageActor:
         self.stage = build(spec.stage_cls, spec.config)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        return self.stage(batch)
+
+
+class _TaskStage:
+    """A stateless stage (class attribute `stateless = True`, e.g. image decoding) run in plain Ray tasks,
+    so it scales with free CPUs beside the actor pools instead of holding an actor."""
+
+    def __init__(self, spec: StageSpec) -> None:
+        self.spec = spec
+        self.stage = None
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        if self.stage is None:
+            os.environ.update(self.spec.env)
+            self.stage = build(self.spec.stage_cls, self.spec.config)
         return self.stage(batch)
 
 
@@ -73,6 +91,24 @@ class RayEngine:
         if self._owned:
             ray.shutdown()
 
+    def run_tasks(self, fn: Callable[[Any], Any], items: Any, max_retries: int = 2) -> list[Any]:
+        """`fn(item)` for every item, each in a Ray task of one CPU, results in order. A task whose worker
+        dies or that raises runs again, up to `max_retries` times (img2dataset's Ray distributor drops
+        failed shards silently); one that still fails is a CurateError."""
+        items = list(items)
+        if not items:
+            return []
+        fn_ref = ray.put(fn)
+        task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_run_task)
+        refs = [task.remote(fn_ref, item) for item in items]
+        try:
+            return ray.get(refs)
+        except Exception as exc:  # the cause, in one line, not Ray's multi-page wrapper
+            root = _root_cause(exc)
+            text = str(root).strip().splitlines()
+            raise CurateError(f"a Ray task failed after {max_retries + 1} attempts: {type(root).__name__}: "
+                              f"{text[-1] if text else ''}") from exc
+
     def map_stages(self, items: Sequence[dict], read: Callable[[dict], pa.Table],
                    specs: Sequence[StageSpec]) -> Iterator[pa.Table]:
         """Read each item into a table in Ray tasks, stream it through each stage's actor pool."""
@@ -81,10 +117,22 @@ class RayEngine:
         ds = ray.data.from_items(list(items), override_num_blocks=len(items))
         ds = ds.map_batches(_Read(read), batch_size=1, batch_format="pyarrow", num_cpus=0.5)
         for spec in specs:
+            if getattr(spec.stage_cls, "stateless", False):
+                ds = ds.map_batches(_TaskStage(spec), batch_size=spec.batch_size, batch_format="pyarrow",
+                                    num_cpus=spec.num_cpus, concurrency=spec.concurrency)
+                continue
             ds = ds.map_batches(_StageActor, fn_constructor_kwargs={"spec": spec}, batch_size=spec.batch_size,
                                 batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=spec.concurrency),
                                 num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None)
-        return _user_errors(ds.iter_batches(batch_format="pyarrow", batch_size=None))
+        from curate.progress import track
+
+        total = sum(len(it.get("keys", ())) for it in items) or None
+        return track(_user_errors(ds.iter_batches(batch_format="pyarrow", batch_size=None)), "ray stages",
+                     total, "rows", size=lambda batch: batch.num_rows)
+
+
+def _run_task(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -108,5 +156,13 @@ def _user_errors(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
         root = _root_cause(exc)
         if isinstance(root, CurateError):
             raise CurateError(str(root).splitlines()[0]) from exc
+        # Ray Data may drop the exception chain but keeps the worker's traceback text: find the stage's
+        # own error line there (a CurateError's message first, else the first non-Ray exception).
+        lines = [m.groups() for m in _ERROR_LINE.finditer(str(exc)) if not m.group(1).startswith("ray.")]
+        ours = [msg for name, msg in lines if name.startswith("curate.")]
+        if ours:
+            raise CurateError(ours[0]) from exc
+        if lines:
+            raise CurateError(f"a Ray stage failed: {lines[0][0].rsplit('.', 1)[-1]}: {lines[0][1]}") from exc
         text = str(root).strip().splitlines()
         raise CurateError(f"a Ray stage failed: {type(root).__name__}: {text[-1] if text else ''}") from exc

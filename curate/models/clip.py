@@ -22,6 +22,7 @@ registered process-wide, so Spark executors and Ray workers need no set-up of th
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import pickle
 import time
@@ -44,6 +45,7 @@ TINY_CLIP_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny-clip"
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
 CONFIG_FILE = "open_clip_config.json"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 # The weight files open_clip 3.3.0 looks for in a local-dir folder, in its order of preference
 # (open_clip.factory._find_checkpoint_in_dir).
@@ -225,11 +227,16 @@ class ClipScorer:
     Embeddings are float32 numpy arrays of shape (N, embed_dim) with unit L2 norm.
     """
 
-    def __init__(self, spec: ClipSpec | str, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(self, spec: ClipSpec | str, device: str = "cpu", batch_size: int = 64,
+                 precision: str = "auto") -> None:
         self.spec = ClipSpec.parse(spec) if isinstance(spec, str) else spec
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise ModelSpecError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         self.device = device
+        # auto: bf16 autocast on a GPU, fp32 on the CPU (where bf16 matmuls are slower and less exact)
+        self.precision = ("bf16" if device.startswith("cuda") else "fp32") if precision == "auto" else precision
         self.batch_size = batch_size
         self._model: Any = None
         self._preprocess: Any = None
@@ -356,14 +363,29 @@ class ClipScorer:
     # -- embedding -------------------------------------------------------------------------------------
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """L2-normalised image embeddings, float32 (len(images), embed_dim)."""
-        model = self._loaded()
+        self._loaded()
         out = [np.zeros((0, self._embed_dim), np.float32)]
         for start in range(0, len(images), self.batch_size):
             batch = torch.stack([self._preprocess(im) for im in images[start:start + self.batch_size]])
-            with torch.inference_mode():
-                emb = model.encode_image(batch.to(self.device), normalize=True)
-            out.append(emb.float().cpu().numpy())
+            out.append(self.embed_pixels(batch))
         return np.concatenate(out)
+
+    @property
+    def preprocess(self) -> Any:
+        """The model's own inference transform (a PIL image in, a normalised CHW float tensor out)."""
+        self._loaded()
+        return self._preprocess
+
+    def _autocast(self) -> Any:
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        return torch.autocast(self.device.split(":")[0], dtype=dtype, enabled=dtype is not None)
+
+    def embed_pixels(self, batch: torch.Tensor) -> np.ndarray:
+        """L2-normalised embeddings of one batch of preprocessed images (N, 3, H, W), float32 numpy."""
+        model = self._loaded()
+        with torch.inference_mode(), self._autocast():
+            emb = model.encode_image(batch.to(self.device, non_blocking=True), normalize=True)
+        return emb.float().cpu().numpy()
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised caption embeddings, float32 (len(texts), embed_dim)."""
@@ -371,7 +393,7 @@ class ClipScorer:
         out = [np.zeros((0, self._embed_dim), np.float32)]
         for start in range(0, len(texts), self.batch_size):
             tokens = self._tokenizer(list(texts[start:start + self.batch_size]))
-            with torch.inference_mode():
+            with torch.inference_mode(), self._autocast():
                 emb = model.encode_text(tokens.to(self.device), normalize=True)
             out.append(emb.float().cpu().numpy())
         return np.concatenate(out)
@@ -390,3 +412,34 @@ class ClipScorer:
         if len(images) != len(texts):
             raise ValueError(f"{len(images)} images but {len(texts)} captions")
         return self.similarity(self.embed_images(images), self.embed_texts(texts))
+
+
+def describe(spec: ClipSpec | str) -> dict[str, Any]:
+    """A model's identity without building it: name, pretrained tag, revision and embedding width.
+
+    Checks what can be checked cheaply (files exist, the architecture and tag are known to open_clip), so a
+    bad `--model` fails on the driver before any worker starts; the weights are loaded in the workers.
+    """
+    spec = ClipSpec.parse(spec) if isinstance(spec, str) else spec
+    plan = _plan(spec)
+    embed_dim = None
+    if plan.arch.startswith(LOCAL_DIR_PREFIX):
+        cfg = json.loads((Path(plan.arch[len(LOCAL_DIR_PREFIX):]) / CONFIG_FILE).read_text())
+        embed_dim = cfg.get("model_cfg", {}).get("embed_dim")
+        revision = f"sha256:{file_sha256(plan.weights)}" if plan.weights else plan.arch
+    else:
+        import open_clip
+
+        if not plan.arch.startswith(HF_HUB_PREFIX):
+            if plan.arch not in open_clip.list_models():
+                raise ModelLoadError(f"{spec}: {plan.arch!r} is not an open_clip architecture "
+                                     "(open_clip.list_models() lists them); or use local-dir:/path/to/folder")
+            embed_dim = (open_clip.get_model_config(plan.arch) or {}).get("embed_dim")
+            if plan.tag is not None and not open_clip.get_pretrained_cfg(plan.arch, plan.tag):
+                known = ", ".join(open_clip.list_pretrained_tags_by_model(plan.arch)) or "none"
+                raise ModelLoadError(f"{spec}: {plan.tag!r} is neither an open_clip pretrained tag of "
+                                     f"{plan.arch} (known: {known}) nor a checkpoint path")
+        revision = (f"sha256:{file_sha256(plan.weights)}" if plan.weights
+                    else ClipScorer._remote_revision(open_clip, plan))
+    return {"clip_model": spec.name, "clip_pretrained": spec.pretrained or "", "clip_revision": revision,
+            "embed_dim": embed_dim}
