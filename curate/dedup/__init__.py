@@ -1,1 +1,1 @@
-"""The dedup stage: exact duplicates by canonical URL and by image hash, on an engine."""
+"""The dedup stage: safety hash lists, eval-set decontamination, placeholders, exact and near duplicates."""

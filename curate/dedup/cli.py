@@ -5,12 +5,26 @@ from __future__ import annotations
 import argparse
 
 from curate.cliutil import add_stage, report
+from curate.errors import CurateError
+
+
+def config_from_args(args: argparse.Namespace):
+    from curate.dedup.config import DedupConfig
+
+    try:
+        return DedupConfig(
+            by_url=not args.no_url, by_pair=not args.no_pairs, by_image=not args.no_image, near=not args.no_near,
+            near_distance=args.near_distance, bands=args.bands, eval_images=args.eval_images,
+            eval_distance=args.eval_distance, hash_lists=tuple(args.hash_list or ()),
+            hash_list_distance=args.hash_list_distance, placeholder_min_urls=args.placeholder_min_urls)
+    except ValueError as exc:
+        raise CurateError(f"dedup: {exc}") from exc
 
 
 def cmd_dedup(args: argparse.Namespace) -> int:
-    from curate.dedup.run import DedupConfig, run_dedup
+    from curate.dedup.run import run_dedup
 
-    config = DedupConfig(by_url=not args.no_url, by_image=not args.no_image)
+    config = config_from_args(args)
     if args.engine == "local":
         from curate.engines.local import LocalEngine as Engine
         engine = Engine()
@@ -23,8 +37,25 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    p = add_stage(sub, "dedup", cmd_dedup, "Reject exact duplicates by canonical URL and by image sha256.")
+    p = add_stage(sub, "dedup", cmd_dedup,
+                  "Reject safety-listed, eval-contaminated and placeholder images, then exact duplicates "
+                  "(canonical URL, caption+image, image sha256) and perceptual near-duplicates.")
     p.add_argument("--no-url", action="store_true", help="skip URL deduplication")
-    p.add_argument("--no-image", action="store_true", help="skip image-hash deduplication")
+    p.add_argument("--no-pairs", action="store_true", help="skip caption+image pair deduplication")
+    p.add_argument("--no-image", action="store_true", help="skip image-sha256 deduplication")
+    p.add_argument("--no-near", action="store_true", help="skip perceptual near-duplicate deduplication")
+    p.add_argument("--near-distance", type=int, default=3, metavar="BITS",
+                   help="pHash bits two near-duplicates may differ in (default 3 of 64)")
+    p.add_argument("--bands", type=int, default=0,
+                   help="LSH bands for near-duplicate search; 0 = near-distance + 1, which finds every pair")
+    p.add_argument("--eval-images", metavar="DIR", help="folder of evaluation images to decontaminate against")
+    p.add_argument("--eval-distance", type=int, default=None, metavar="BITS",
+                   help="pHash distance for eval contamination (default: --near-distance)")
+    p.add_argument("--hash-list", action="append", metavar="FILE",
+                   help="safety hash list (text, CSV or parquet of md5/sha1/sha256/phash hex); repeatable")
+    p.add_argument("--hash-list-distance", type=int, default=3, metavar="BITS",
+                   help="pHash entries of hash lists match within this many bits (default 3)")
+    p.add_argument("--placeholder-min-urls", type=int, default=5, metavar="K",
+                   help="a hash shared by K distinct canonical URLs is a placeholder image (default 5; 0 = off)")
     p.add_argument("--engine", choices=("spark", "local"), default="spark", help="where to run (default spark)")
     p.add_argument("--master", default="local[2]", help="Spark master for a session we create")

@@ -1,22 +1,22 @@
-"""The dedup stage. Rule: within a group of duplicates the survivor is the row with the smallest uid.
+"""The dedup stage: hash the downloaded images on an engine, then decide (see `curate.dedup.decide` for
+the order of checks and the survivor rule).
 
-Order of checks: first canonical URL (a URL fetched twice), then image sha256 among the URL
-survivors. Every other member of a group is rejected with `duplicate_url` or `duplicate_image` and
-the uid of its group's survivor in `duplicate_of`.
+Outputs in `<run>/dedup/`: `hashes/NNNNN.parquet` (hashes.v1, one per download shard),
+`decisions.parquet` (dedup.v1), `_stats.json` (rows, kept, rejections by reason, near-duplicate groups,
+how many samples safety hash lists removed) and `_SUCCESS` last.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate import schemas
-from curate.dedup.url import CanonicalUrl
-from curate.download.status import SUCCESS
-from curate.engines.base import Engine, StageSpec
+from curate.dedup import hashes as hashing
+from curate.dedup.config import DedupConfig
+from curate.dedup.decide import decide
+from curate.dedup.refs import Refs, hash_folder, load_hash_lists
+from curate.engines.base import Engine
 from curate.io import fs
 from curate.io.stagedir import StageDir
 from curate.stage import StageStats
@@ -24,50 +24,32 @@ from curate.stage import StageStats
 log = logging.getLogger(__name__)
 
 NAME = "dedup"
-
-
-@dataclass(frozen=True)
-class DedupConfig:
-    by_url: bool = True
-    by_image: bool = True
-
-
-def decide(engine: Engine, samples: pa.Table, config: DedupConfig) -> pa.Table:
-    """The dedup decisions table for the successfully downloaded rows of `samples`."""
-    ok = samples.filter(pc.equal(samples.column("status"), SUCCESS)).select(["uid", "url", "sha256"])
-    frame = engine.from_arrow(ok)
-    out_schema = pa.schema([("uid", pa.string()), ("url", pa.string()), ("sha256", pa.string()),
-                            ("url_canonical", pa.string())])
-    frame = engine.map_batches(frame, StageSpec(CanonicalUrl, None, batch_size=4096), out_schema)
-    frame = engine.rank_in_groups(frame, "url_canonical", ["uid"], "url_rank", "url_first", "uid")
-    # Among URL survivors (url_rank 0) the smallest uid wins the image group; URL losers sort after
-    # every survivor of their image. Without URL dedup every row competes for its image on uid alone.
-    order = ["url_rank", "uid"] if config.by_url else ["uid"]
-    frame = engine.rank_in_groups(frame, "sha256", order, "img_rank", "img_first", "uid")
-    table = engine.to_arrow(frame).sort_by([("uid", "ascending")])
-    rows = []
-    for r in table.to_pylist():
-        if config.by_url and r["url_rank"] > 0:
-            reason, of = "duplicate_url", r["url_first"]
-        elif config.by_image and r["img_rank"] > 0:
-            reason, of = "duplicate_image", r["img_first"]
-        else:
-            reason, of = None, None
-        rows.append({"uid": r["uid"], "url_canonical": r["url_canonical"], "sha256": r["sha256"],
-                     "reason": reason, "duplicate_of": of})
-    return pa.Table.from_pylist(rows, schema=schemas.load("dedup"))
+__all__ = ["NAME", "DedupConfig", "decide", "run_dedup"]
 
 
 def run_dedup(engine: Engine, run_dir: str, config: DedupConfig | None = None) -> dict:
     config = config or DedupConfig()
-    sd, finished = StageDir.start(run_dir, NAME, requires="download")
-    if finished is not None:
-        return finished
+    if StageDir(run_dir, NAME).done():
+        return StageDir.start(run_dir, NAME)[1] or {}
+    # read the reference sets before touching the run: a bad list or folder fails before any work
+    safety = load_hash_lists(config.hash_lists) if config.hash_lists else Refs()
+    evalset = hash_folder(config.eval_images) if config.eval_images else Refs()
+    sd, _ = StageDir.start(run_dir, NAME, requires="download")
     samples = fs.read_table(fs.join(run_dir, "download", "samples"), schema="samples")
-    decisions = decide(engine, samples, config)
+    hashes = hashing.compute(engine, run_dir, samples, sd.file("hashes"))
+    decisions = decide(engine, samples, config, hashes, safety, evalset)
     fs.write_table(decisions, sd.file("decisions.parquet"), schema="dedup")
     stats = StageStats.from_table(decisions)
-    groups = pc.count_distinct(pc.drop_null(decisions.column("duplicate_of"))).as_py()
-    result = {"stage": NAME, "engine": engine.name, "duplicate_groups": groups, **stats.to_dict()}
+    rejected = decisions.filter(pc.is_valid(decisions.column("duplicate_of")))
+    groups = pc.count_distinct(rejected.column("duplicate_of")).as_py()
+    near = rejected.filter(pc.equal(rejected.column("reason"), "near_duplicate"))
+    result = {"stage": NAME, "engine": engine.name, "duplicate_groups": groups,
+              "near_duplicate_groups": pc.count_distinct(near.column("duplicate_of")).as_py(),
+              "safety_hash_list_removed": stats.rejected.get("safety_hash_list", 0),
+              "safety_hash_list_entries": len(safety), "eval_images_hashed": len(evalset.sha256),
+              "config": {"near_distance": config.near_distance, "bands": config.bands_for(config.near_distance),
+                         "hash_list_distance": config.hash_list_distance,
+                         "placeholder_min_urls": config.placeholder_min_urls},
+              **stats.to_dict()}
     sd.finish(result)
     return result

@@ -8,6 +8,10 @@ Layout of `out_dir`::
 
     site/             files served by `curate.demo.server.LoopbackServer` (JPEGs and the bad bodies)
     site/_headers.json  served path -> extra response headers (X-Robots-Tag, forced Content-Type)
+    eval/             an evaluation image set: re-encoded copies of the `eval_contaminated` rows' images
+                      plus unrelated renders (for `curate dedup --eval-images`)
+    hashlist.txt      a stand-in for a safety hash list (IWF/C3P): an md5, sha1, sha256 or pHash of each
+                      `hash_listed` row's image, plus unrelated entries (for `curate dedup --hash-list`)
     urls.parquet      uid, url, caption                       (the pipeline's input, shuffled)
     labels.parquet    uid, url, caption, defect, scene_shape, scene_color, width, height,
                       language, group, expected_status, detail   (same row order)
@@ -20,6 +24,7 @@ and a different `base_url` changes only the url columns (and `base_url` in pool.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -33,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
 from curate.demo import content
 from curate.demo.server import HEADERS_FILE
@@ -59,7 +65,22 @@ DEFECTS: tuple[str, ...] = (
     "corrupt",  # truncated or garbled JPEG served as image/jpeg
     "not_image",  # HTML or plain text behind a .jpg URL
     "opted_out",  # valid image served with X-Robots-Tag: noai / noimageai
+    "near_duplicate",  # re-encoded, resized or 1%-cropped copy of its group's original, another URL
+    "placeholder",  # the one "image not available" picture, served at many unrelated URLs
+    "eval_contaminated",  # a re-encoded copy of its image is in the evaluation set (eval/)
+    "hash_listed",  # a hash of its image is on the stand-in safety hash list (hashlist.txt)
 )
+# The dedup reason each dedup defect must get (a group's surviving row, kept, is the exception; an image
+# copy whose caption equals its original's gets the more specific duplicate_pair).
+EXPECTED_DEDUP: dict[str, str] = {
+    "duplicate_image": "duplicate_image", "duplicate_url": "duplicate_url", "near_duplicate": "near_duplicate",
+    "placeholder": "placeholder_image", "eval_contaminated": "eval_contamination", "hash_listed": "safety_hash_list",
+}
+COPY_DEFECTS: tuple[str, ...] = ("duplicate_image", "duplicate_url", "near_duplicate")
+MIN_PLACEHOLDERS = 6  # above dedup's default placeholder_min_urls (5), whatever the pool size
+EVAL_DIR = "eval"
+HASH_LIST = "hashlist.txt"
+_HASH_KINDS: tuple[str, ...] = ("md5", "sha1", "sha256", "phash")
 STATUSES: tuple[str, ...] = ("success", "http_error", "decode_error", "not_image", "opted_out")
 EXPECTED_STATUS: dict[str, str] = {
     **{d: "success" for d in DEFECTS},
@@ -69,6 +90,8 @@ EXPECTED_STATUS: dict[str, str] = {
     "opted_out": "opted_out",
 }
 SUMMARY_FILE = "pool.json"
+PLACEHOLDER_SIZE = (320, 240)
+_PLACEHOLDER = content.placeholder()
 SUMMARY_SCHEMA = "curate.demo.pool/v1"
 
 # duplicate_url variants: (name, upper-case scheme and host?, suffix); all canonicalise to the original.
@@ -109,6 +132,10 @@ class PoolConfig:
     corrupt: float = 0.03  # body is a broken JPEG; decoding fails
     not_image: float = 0.03  # body is HTML/text; decoding fails
     opted_out: float = 0.04  # X-Robots-Tag: noai; downloader must skip
+    near_duplicate: float = 0.03  # perceptual near-duplicates of a clean original, other URL
+    placeholder: float = 0.01  # "image not available" placeholder (at least MIN_PLACEHOLDERS rows if > 0)
+    eval_contaminated: float = 0.01  # image (re-encoded) is in the evaluation set
+    hash_listed: float = 0.01  # image hash is on the safety hash list
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -126,6 +153,8 @@ class PoolConfig:
     def counts(self) -> dict[str, int]:
         """Rows per defect, in `DEFECTS` order; `clean` takes the remainder."""
         planted = {d: round(share * self.n) for d, share in self.shares().items()}
+        if self.placeholder > 0:
+            planted["placeholder"] = max(planted["placeholder"], MIN_PLACEHOLDERS)
         clean = self.n - sum(planted.values())
         if clean < 0:
             raise ValueError(f"n={self.n} is too small for the configured shares")
@@ -142,6 +171,8 @@ class PoolSummary:
     urls_path: Path
     labels_path: Path
     summary_path: Path
+    eval_dir: Path
+    hash_list_path: Path
     base_url: str
     config: PoolConfig
     counts: dict[str, int]
@@ -195,10 +226,13 @@ def generate_pool(out_dir: str | Path, base_url: str, config: PoolConfig = PoolC
 
     headers: dict[str, dict[str, str]] = {}
     rows = []
+    refs: dict[str, bytes] = {}
     for row, body, extra in _generate_rows(config, counts):
         rows.append(row)
         if body is not None:
             (partial / row.path.lstrip("/")).write_bytes(body)
+            if row.defect in ("eval_contaminated", "hash_listed"):
+                refs[row.uid] = body
         if extra:
             headers[row.path] = extra
     (partial / HEADERS_FILE).write_text(json.dumps(headers, indent=1, sort_keys=True) + "\n")
@@ -206,6 +240,8 @@ def generate_pool(out_dir: str | Path, base_url: str, config: PoolConfig = PoolC
     if site.exists():
         shutil.rmtree(site)
     partial.rename(site)
+    _write_eval_set(out / EVAL_DIR, rows, refs, config)
+    _write_atomic(out / HASH_LIST, _hash_list(rows, refs, config).encode())
     labels = _labels_table(rows, base_url)
     _write_parquet(labels.select(_URLS_SCHEMA.names).cast(_URLS_SCHEMA), out / "urls.parquet")
     _write_parquet(labels, out / "labels.parquet")
@@ -219,7 +255,7 @@ def generate_pool(out_dir: str | Path, base_url: str, config: PoolConfig = PoolC
         "status_counts": status_counts,
         "n_groups": n_groups,
         "files": {"site": "site", "headers": f"site/{HEADERS_FILE}", "urls": "urls.parquet",
-                  "labels": "labels.parquet"},
+                  "labels": "labels.parquet", "eval": EVAL_DIR, "hash_list": HASH_LIST},
     }
     _write_atomic(out / SUMMARY_FILE, (json.dumps(summary, indent=2) + "\n").encode())
     logger.info("wrote a pool of %d rows (%d duplicate groups) to %s in %.1fs",
@@ -239,6 +275,7 @@ def read_summary(out_dir: str | Path) -> PoolSummary:
     return PoolSummary(
         out_dir=out, site_dir=out / files["site"], headers_path=out / files["headers"],
         urls_path=out / files["urls"], labels_path=out / files["labels"], summary_path=out / SUMMARY_FILE,
+        eval_dir=out / files.get("eval", EVAL_DIR), hash_list_path=out / files.get("hash_list", HASH_LIST),
         base_url=data["base_url"], config=config, counts=dict(data["counts"]),
         status_counts=dict(data["status_counts"]), n_groups=int(data["n_groups"]),
     )
@@ -272,13 +309,13 @@ def _generate_rows(
 
     made: dict[int, tuple[_Row, bytes | None]] = {}
     for k, defect in enumerate(defects):
-        if defect in ("duplicate_image", "duplicate_url"):
+        if defect in COPY_DEFECTS:
             continue
         rng = random.Random(f"curate-demo-pool/{config.seed}/row/{k}")
         group = originals.get(k, (None, None))[0]
         made[k] = _make_row(uids[k], defect, rng, group)
     for k, defect in enumerate(defects):
-        if defect in ("duplicate_image", "duplicate_url"):
+        if defect in COPY_DEFECTS:
             rng = random.Random(f"curate-demo-pool/{config.seed}/row/{k}")
             group, orig_k = originals[k]
             made[k] = _make_copy(uids[k], defect, made[orig_k], rng, group)
@@ -296,7 +333,7 @@ def _draw_groups(defects: list[str], rng: random.Random) -> dict[int, tuple[str,
     """Map each duplicate row and each group original to (group id, index of the original)."""
     clean = [k for k, d in enumerate(defects) if d == "clean"]
     groups: list[list[int]] = []
-    for kind in ("duplicate_image", "duplicate_url"):
+    for kind in COPY_DEFECTS:
         copies = [k for k, d in enumerate(defects) if d == kind]
         while copies:
             size = min(len(copies), rng.choice((1, 1, 2)))  # groups of two or three rows
@@ -327,6 +364,8 @@ def _make_row(uid: str, defect: str, rng: random.Random, group: str | None) -> t
         detail, body = content.corrupt(jpeg, rng)
         return _Row(uid, path, caption, defect, "en", detail=detail), body
 
+    if defect == "placeholder":  # the host answered 200 with its placeholder instead of the image
+        return _Row(uid, path, content.english(scene, rng), defect, "en", size=PLACEHOLDER_SIZE), _PLACEHOLDER
     size = content.size(defect, rng)
     body = content.jpeg(scene, size, rng)
     language, detail = "en", None
@@ -341,6 +380,8 @@ def _make_row(uid: str, defect: str, rng: random.Random, group: str | None) -> t
         caption = content.english(scene, rng)
         if defect == "opted_out":
             detail = rng.choice(_OPT_OUT_TAGS)
+        elif defect == "hash_listed":
+            detail = rng.choice(_HASH_KINDS)
     return _Row(uid, path, caption, defect, language, scene, size, group, detail), body
 
 
@@ -352,9 +393,33 @@ def _make_copy(
     caption = content.english(orig.scene, rng)  # its own caption, matching the shared image
     if defect == "duplicate_image":
         return _Row(uid, f"/img/{uid}.jpg", caption, defect, "en", orig.scene, orig.size, group), body
+    if defect == "near_duplicate":
+        form, copy = content.near_copy(body, rng)
+        with Image.open(io.BytesIO(copy)) as im:
+            size = im.size
+        return _Row(uid, f"/img/{uid}.jpg", caption, defect, "en", orig.scene, size, group, form), copy
     name, upper, suffix = rng.choice(_URL_FORMS)
     row = _Row(uid, orig.path, caption, defect, "en", orig.scene, orig.size, group, name, upper, suffix)
     return row, None  # served from the original's file
+
+
+def _write_eval_set(folder: Path, rows: list[_Row], refs: dict[str, bytes], config: PoolConfig) -> None:
+    rng = random.Random(f"curate-demo-pool/{config.seed}/eval")
+    files = content.eval_set([refs[r.uid] for r in rows if r.defect == "eval_contaminated"], rng)
+    partial = folder.with_name(folder.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    for name, body in files.items():
+        (partial / name).write_bytes(body)
+    if folder.exists():
+        shutil.rmtree(folder)
+    partial.rename(folder)
+
+
+def _hash_list(rows: list[_Row], refs: dict[str, bytes], config: PoolConfig) -> str:
+    rng = random.Random(f"curate-demo-pool/{config.seed}/hashlist")
+    return content.hash_list([(r.detail or "sha256", refs[r.uid]) for r in rows if r.defect == "hash_listed"], rng)
 
 
 _URLS_SCHEMA = pa.schema([("uid", pa.string()), ("url", pa.string()), ("caption", pa.string())])

@@ -43,9 +43,12 @@ def ensure_pool(out: str, config: PoolConfig) -> str:
 
 
 def demo_config(pool_dir: str, port: int) -> PipelineConfig:
+    from curate.dedup.config import DedupConfig
+
     return PipelineConfig(
         download=DownloadConfig(input=fs.join(pool_dir, "urls.parquet"), shard_size=DEMO_SHARD_SIZE,
                                 threads=32, timeout=5, allow_addresses=(f"127.0.0.1:{port}",)),
+        dedup=DedupConfig(eval_images=fs.join(pool_dir, "eval"), hash_lists=(fs.join(pool_dir, "hashlist.txt"),)),
         select=SelectConfig(clip_fraction=None, clip_threshold=DEMO_CLIP_THRESHOLD),
         shard=ShardConfig(samples_per_shard=500))
 
@@ -56,6 +59,11 @@ def run_demo(out: str, pool: PoolConfig | None = None) -> Audit:
     port = urlsplit(first_url).port
     config = demo_config(pool_dir, port)
     if StageDir(out, "download").done():
-        return run_pipeline(out, config)
-    with LoopbackServer(fs.join(pool_dir, "site"), port=port):
-        return run_pipeline(out, config)
+        result = run_pipeline(out, config)
+    else:
+        with LoopbackServer(fs.join(pool_dir, "site"), port=port):
+            result = run_pipeline(out, config)
+    from curate.report import write_report
+
+    write_report(out)  # RUN/report/index.html: funnel, score histograms, image grids
+    return result

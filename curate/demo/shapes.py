@@ -10,6 +10,7 @@ import math
 import random
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -23,6 +24,8 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "white": (245, 245, 245),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
+TEXTURE_AMPLITUDE = 20  # background brightness offsets of textured pool images, in 0-255 levels
+TEXTURE_GRID = 8  # cells per side of the random brightness field
 
 # Translations for the non-English captions of the pool: (colour words, shape words, templates).
 _FOREIGN: dict[str, tuple[dict[str, str], dict[str, str], tuple[str, ...]]] = {
@@ -105,10 +108,24 @@ def _star(cx: float, cy: float, r: float, rot: float) -> list[tuple[float, float
     return pts
 
 
-def render(scene: Scene, width: int, height: int, rng: random.Random) -> Image.Image:
-    """Draw `scene` on a `width`x`height` RGB canvas; the shape fills 50-80% of the shorter side."""
+def _textured(size: tuple[int, int], bg: tuple[int, int, int], rng: random.Random,
+              amplitude: int = TEXTURE_AMPLITUDE, grid: int = TEXTURE_GRID) -> Image.Image:
+    """A background of colour `bg` with a smooth random brightness field (a `grid`x`grid` grid of offsets in
+    +-`amplitude`, upsampled bicubically): mild to the eye, but it gives every image its own
+    low-frequency structure, so the perceptual hashes of unrelated pool images lie far apart."""
+    cells = Image.new("L", (grid, grid))
+    cells.putdata([128 + rng.randint(-amplitude, amplitude) for _ in range(grid * grid)])
+    field = np.asarray(cells.resize(size, Image.BICUBIC), dtype=np.int16)[..., None] - 128
+    pixels = np.clip(np.array(bg, dtype=np.int16) + field, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+def render(scene: Scene, width: int, height: int, rng: random.Random, texture: bool = False) -> Image.Image:
+    """Draw `scene` on a `width`x`height` RGB canvas; the shape fills 50-80% of the shorter side.
+    With `texture`, the plain background gets a mild smooth brightness field (see `_textured`)."""
     fg = COLORS[scene.color]
-    img = Image.new("RGB", (width, height), _background(rng, fg))
+    bg = _background(rng, fg)
+    img = _textured((width, height), bg, rng) if texture else Image.new("RGB", (width, height), bg)
     draw = ImageDraw.Draw(img)
     side = min(width, height)
     r = side * rng.uniform(0.25, 0.4)

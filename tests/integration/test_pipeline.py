@@ -65,10 +65,29 @@ def test_every_duplicate_group_keeps_exactly_one(run):
     for gid, rows in groups.groupby("group"):
         assert rows.reason.isna().sum() == 1, (gid, rows[["defect", "reason"]])
     planted = labels[labels.defect.isin(["duplicate_image", "duplicate_url"])].join(dedup[["reason"]])
-    # a planted copy may be the survivor of its group (smallest uid wins), never a third outcome
-    assert set(planted.reason.dropna()) <= {"duplicate_image", "duplicate_url"}
+    # a planted copy may be the survivor of its group (smallest uid wins), never a third outcome; an image
+    # copy whose caption happens to equal its original's is a duplicate_pair
+    assert set(planted.reason.dropna()) <= {"duplicate_image", "duplicate_url", "duplicate_pair"}
+    near = labels[labels.defect == "near_duplicate"].join(dedup[["reason"]])
+    assert len(near) > 0 and set(near.reason.dropna()) == {"near_duplicate"}
     clean_singletons = labels[(labels.defect == "clean") & labels.group.isna()].join(dedup[["reason"]])
     assert clean_singletons.reason.isna().all()
+
+
+def test_safety_eval_and_placeholder_rows_are_rejected_as_planted(run):
+    from curate.demo.pool import EXPECTED_DEDUP
+
+    labels = _labels(run)
+    dedup = pq.read_table(run / "dedup" / "decisions.parquet").to_pandas().set_index("uid")
+    for defect in ("placeholder", "eval_contaminated", "hash_listed"):
+        rows = labels[labels.defect == defect].join(dedup[["reason"]])
+        assert len(rows) > 0, defect
+        assert (rows.reason == EXPECTED_DEDUP[defect]).all(), (defect, rows.reason.value_counts().to_dict())
+    stats = json.loads((run / "dedup" / "_stats.json").read_text())
+    assert stats["safety_hash_list_removed"] == (labels.defect == "hash_listed").sum()
+    listed = set(labels[labels.defect == "hash_listed"].index)
+    manifest = pq.read_table(run / "shard" / "manifest.parquet").column("uid").to_pylist()
+    assert listed.isdisjoint(manifest)  # never written to the training shards
 
 
 def test_select_decisions_match_planted_labels(run):

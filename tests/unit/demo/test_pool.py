@@ -25,7 +25,7 @@ from curate.demo.shapes import COLORS, FOREIGN_LANGUAGES, SHAPES, Scene, foreign
 BASE = "http://127.0.0.1:8765"
 SMALL = PoolConfig(n=200, seed=7)
 IMAGE_OK = {"clean", "mismatched", "non_english", "short_caption", "duplicate_image", "duplicate_url",
-            "opted_out"}  # served as a normal-sized JPEG
+            "opted_out", "near_duplicate", "eval_contaminated", "hash_listed"}  # served as a normal-sized JPEG
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +35,11 @@ def seeded_pool(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def default_pool(tmp_path_factory):
-    """The default pool (2,000 rows), generated once for this module; records how long it took."""
-    started = time.perf_counter()
+    """The default pool (2,000 rows), generated once for this module; records the CPU seconds it took
+    (CPU, not wall clock: the test machine is shared, and generation runs in this process only)."""
+    started = time.process_time()
     summary = generate_pool(tmp_path_factory.mktemp("default-pool"), BASE)
-    return summary, time.perf_counter() - started
+    return summary, time.process_time() - started
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_counts_match_summary_and_every_defect_is_present(seeded_pool, labels):
 def test_groups_have_one_clean_original_and_dedup_leaves_one(seeded_pool, labels):
     groups: dict[str, list[dict]] = {}
     for r in labels:
-        if r["defect"] in ("duplicate_image", "duplicate_url"):
+        if r["defect"] in pool_mod.COPY_DEFECTS:
             assert r["group"] is not None
         elif r["group"] is not None:
             assert r["defect"] == "clean"
@@ -134,9 +135,11 @@ def test_groups_have_one_clean_original_and_dedup_leaves_one(seeded_pool, labels
         assert len(rows) >= 2
         assert sum(r["defect"] == "clean" for r in rows) == 1
         assert len({r["defect"] for r in rows if r["defect"] != "clean"}) == 1
-        assert len({(r["scene_shape"], r["scene_color"], r["width"], r["height"]) for r in rows}) == 1
+        assert len({(r["scene_shape"], r["scene_color"]) for r in rows}) == 1
+        if rows[0]["defect"] != "near_duplicate" and rows[-1]["defect"] != "near_duplicate":
+            assert len({(r["width"], r["height"]) for r in rows}) == 1
     # dedup by canonical URL, then by image bytes: exactly one row per group survives, no other row goes
-    served = [r for r in labels if r["expected_status"] == "success"]
+    served = [r for r in labels if r["expected_status"] == "success" and r["defect"] != "placeholder"]
     by_key: dict[tuple[str, str], list[dict]] = {}
     for r in served:
         digest = hashlib.sha256(served_file(seeded_pool, canonical(r["url"])).read_bytes()).hexdigest()
@@ -174,6 +177,8 @@ def test_default_pool_uses_every_url_form_and_body_variant(default_pool):
     assert details["corrupt"] == {"truncated", "garbled"}
     assert details["not_image"] == {"html", "text"}
     assert details["opted_out"] == {"noai", "noimageai", "noai, noimageai"}
+    assert details["near_duplicate"] == set(content.NEAR_FORMS)
+    assert details["hash_listed"] == {"md5", "sha1", "sha256", "phash"}
     assert {r["language"] for r in big} == {"en", *FOREIGN_LANGUAGES}
 
 
@@ -183,7 +188,11 @@ def test_served_files_match_the_labels(seeded_pool, labels):
         path = served_file(seeded_pool, r["url"])
         url_path = urlsplit(r["url"]).path
         has_image = r["defect"] in IMAGE_OK | {"small", "aspect"}
-        assert (r["scene_shape"] is not None) == has_image == (r["width"] is not None)
+        assert (r["scene_shape"] is not None) == has_image
+        assert (r["width"] is not None) == (has_image or r["defect"] == "placeholder")
+        if r["defect"] == "placeholder":
+            assert path.read_bytes() == content.placeholder()
+            continue
         if r["defect"] == "http_404":
             assert not path.exists()
             continue
@@ -201,6 +210,8 @@ def test_served_files_match_the_labels(seeded_pool, labels):
             assert short < 200 and long / short <= 2.5
         elif r["defect"] == "aspect":
             assert short >= 200 and long / short > 3
+        elif r["defect"] == "near_duplicate":  # a 1% crop may take a few pixels off the 220 px minimum
+            assert 200 <= short and long <= 640 and long / short <= 2.6
         else:
             assert 220 <= short and long <= 640 and long / short <= 2.5
         robots = headers.get(url_path, {}).get("X-Robots-Tag")
@@ -235,7 +246,7 @@ def test_captions_follow_their_defect(labels):
         elif r["language"] == "en":
             assert len(words) > 2 and len(r["caption"]) > 5
         if r["defect"] in ("clean", "short_caption", "duplicate_image", "duplicate_url", "small", "aspect",
-                           "opted_out"):
+                           "opted_out", "near_duplicate", "eval_contaminated", "hash_listed"):
             assert r["scene_shape"] in words and (r["defect"] == "short_caption" or r["scene_color"] in words)
         if r["defect"] == "mismatched":
             assert r["scene_shape"] not in words and r["scene_color"] not in words
@@ -310,6 +321,53 @@ def test_default_pool_has_about_2000_rows_and_is_quick(default_pool):
     summary, seconds = default_pool
     table = pq.read_table(summary.urls_path)
     assert table.num_rows == 2000 == summary.n
-    assert summary.counts["clean"] >= 0.4 * 2000
-    assert all(0.03 * 2000 <= summary.counts[d] <= 0.1 * 2000 for d in DEFECTS if d != "clean")
-    assert seconds < 30, f"generating 2,000 rows took {seconds:.1f}s"
+    assert summary.counts["clean"] >= 0.35 * 2000
+    assert all(0.01 * 2000 <= summary.counts[d] <= 0.1 * 2000 for d in DEFECTS if d != "clean")
+    assert seconds < 30, f"generating 2,000 rows took {seconds:.1f} CPU seconds"
+
+
+def test_near_duplicates_are_close_in_phash_and_unrelated_images_are_not(seeded_pool, labels):
+    from curate.dedup import phash
+
+    originals = {r["group"]: r for r in labels if r["group"] and r["defect"] == "clean"}
+    near = [r for r in labels if r["defect"] == "near_duplicate"]
+    assert near
+    for r in near:
+        orig = served_file(seeded_pool, originals[r["group"]]["url"]).read_bytes()
+        copy = served_file(seeded_pool, r["url"]).read_bytes()
+        assert copy != orig
+        assert phash.hamming(phash.phash_bytes(copy), phash.phash_bytes(orig)) <= content.NEAR_MAX_BITS
+    singles = [r for r in labels if r["defect"] in ("clean", "mismatched", "non_english") and r["group"] is None]
+    hashes = [phash.phash_bytes(served_file(seeded_pool, r["url"]).read_bytes()) for r in singles]
+    closest = min(phash.hamming(a, b) for a, b in itertools.combinations(hashes, 2))
+    assert closest > 4, closest  # well above dedup's default near distance (3)
+
+
+def test_placeholders_share_one_picture_at_distinct_urls(seeded_pool, labels):
+    rows = [r for r in labels if r["defect"] == "placeholder"]
+    assert len(rows) >= pool_mod.MIN_PLACEHOLDERS and len({canonical(r["url"]) for r in rows}) == len(rows)
+    assert {served_file(seeded_pool, r["url"]).read_bytes() for r in rows} == {content.placeholder()}
+
+
+def test_eval_set_and_hash_list_cover_their_rows(seeded_pool, labels):
+    from curate.dedup import phash
+    from curate.dedup.refs import hash_folder, load_hash_lists
+
+    evalset = hash_folder(str(seeded_pool.eval_dir))
+    for r in (r for r in labels if r["defect"] == "eval_contaminated"):
+        h = phash.phash_bytes(served_file(seeded_pool, r["url"]).read_bytes())
+        assert min(phash.hamming(h, e) for e in evalset.phash) <= content.NEAR_MAX_BITS
+    listed = load_hash_lists([str(seeded_pool.hash_list_path)])
+    rows = [r for r in labels if r["defect"] == "hash_listed"]
+    assert rows
+    for r in rows:
+        body = served_file(seeded_pool, r["url"]).read_bytes()
+        if r["detail"] == "phash":
+            h = phash.phash_bytes(body)
+            assert min(phash.hamming(h, e) for e in listed.phash) <= content.NEAR_MAX_BITS
+        else:
+            assert phash.digests(body)[r["detail"]] in getattr(listed, r["detail"])
+    others = [r for r in labels if r["expected_status"] == "success" and r["defect"] != "hash_listed"]
+    for r in others:
+        digests = phash.digests(served_file(seeded_pool, r["url"]).read_bytes())
+        assert all(digests[k] not in getattr(listed, k) for k in ("md5", "sha1", "sha256"))
