@@ -33,3 +33,14 @@ def test_samples_the_plan_leaves_out_are_rejected_with_a_reason(tmp_path, budget
     assert result.kept == budget
     assert result.rejected["zero_repetitions"] == 30 - budget
     assert result.input_rows == result.kept + sum(result.rejected.values())
+
+
+def test_a_sample_missing_from_the_manifest_is_not_explained_away(tmp_path):
+    import pyarrow.parquet as pq
+
+    run = _run(tmp_path, ShardConfig(samples_per_shard=16, samples_seen=20))
+    path = tmp_path / "run" / "shard" / "manifest.parquet"
+    pq.write_table(pq.read_table(path).slice(1), path)  # one planned sample lost, beside 10 planned out
+    result = audit(run)
+    assert not result.ok
+    assert any("neither kept nor rejected" in p for p in result.problems)
