@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict, dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from curate.errors import CurateError
 
-RATES = Path(__file__).with_name("assets") / "plan_rates.json"
+# through importlib.resources, so the rates load from a wheel or zip on sys.path (`--py-files`) as well
+RATES = resources.files("curate") / "assets" / "plan_rates.json"
 STAGES = ("download", "dedup", "score", "select", "shard")
 
 
@@ -46,16 +49,16 @@ class StagePlan:
 
 
 def load_rates(path: str | Path | None = None, overrides: dict[str, float] | None = None) -> dict:
-    path = Path(path) if path else RATES
+    source: Path | Traversable = Path(path) if path else RATES
     try:
-        rates = json.loads(path.read_text())
+        rates = json.loads(source.read_text())
     except FileNotFoundError as exc:
-        raise CurateError(f"plan: rates file not found: {path}") from exc
+        raise CurateError(f"plan: rates file not found: {source}") from exc
     except json.JSONDecodeError as exc:
-        raise CurateError(f"plan: {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+        raise CurateError(f"plan: {source} is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
     for key in ("download", "dedup", "score_cpu", "score_gpu", "select", "shard"):
         if not isinstance(rates.get(key), dict) or not rates[key].get("rows_per_s", 0) > 0:
-            raise CurateError(f"plan: {path} has no positive rows_per_s for {key!r}")
+            raise CurateError(f"plan: {source} has no positive rows_per_s for {key!r}")
     for key, value in (overrides or {}).items():
         if key not in rates or key.startswith("_") or key == "gpu_speedup":
             valid = ", ".join(k for k in rates if not k.startswith("_") and k != "gpu_speedup")

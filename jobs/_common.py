@@ -1,8 +1,9 @@
 """What every job entry point shares: find the package, parse `--config` YAML into frozen stage configs.
 
-Operators ship curate as a wheel (`spark-submit --py-files dist/curate-*.whl`), install it in the image,
-or hand it to Ray in a `runtime_env` (`working_dir` / `py_modules`). Only when none of that happened
-(running from a checkout) is the repository root put on sys.path.
+Operators ship curate as a wheel (`spark-submit --py-files dist/curate-0.1.0-py3-none-any.whl`), install it
+in the image, or hand it to Ray in a `runtime_env` (`--working-dir jobs` plus `py_modules` naming the `curate`
+package folder). Only when none of that happened (running from a checkout) is the repository root put on
+sys.path. The job logs which copy of curate it runs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ def bootstrap() -> None:
                         datefmt="%H:%M:%S", stream=sys.stderr)
     for noisy in ("py4j", "pyspark", "ray", "urllib3", "PIL", "fsspec", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    import curate
+
+    # which copy runs: the wheel from --py-files, a Ray runtime_env's py_modules, or the image's install
+    logging.getLogger("curate.jobs").info("curate package: %s", os.path.dirname(curate.__file__))
 
 
 def parse(stage: str, argv: list[str] | None = None) -> tuple[str, dict]:

@@ -1,7 +1,10 @@
 """Ray job entry point for the score stage (fasttext language ID and open_clip in actor pools).
 
-    ray job submit --address http://HEAD:8265 --working-dir . \
-        --runtime-env-json '{"py_modules": ["curate"]}' -- python jobs/score.py --config jobs/configs/pipeline.yaml
+    pip install --no-deps --target ship dist/curate-0.1.0-py3-none-any.whl   # the wheel, unpacked
+    ray job submit --address http://HEAD:8265 --working-dir jobs \
+        --runtime-env-json '{"py_modules": ["ship/curate"]}' -- python score.py --config configs/pipeline.yaml
+
+(or with curate installed in the nodes' image: no `py_modules`).
 """
 
 from __future__ import annotations

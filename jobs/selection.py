@@ -5,6 +5,8 @@ The policy reads the pool's scores table once; at DataComp scale give the driver
 
     spark-submit --master spark://HOST:7077 --driver-memory 64g --py-files dist/curate-0.1.0-py3-none-any.whl \
         jobs/selection.py --config jobs/configs/pipeline.yaml [--run s3://bucket/run-001]
+    ray job submit --address http://HEAD:8265 --working-dir jobs \
+        --runtime-env-json '{"py_modules": ["ship/curate"]}' -- python selection.py --config configs/pipeline.yaml
 """
 
 from __future__ import annotations

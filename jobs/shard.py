@@ -1,7 +1,10 @@
 """Ray job entry point for the shard stage (the reshard runs in the job's driver on the cluster).
 
-    ray job submit --address http://HEAD:8265 --working-dir . -- \
-        python jobs/shard.py --config jobs/configs/pipeline.yaml
+    pip install --no-deps --target ship dist/curate-0.1.0-py3-none-any.whl   # the wheel, unpacked
+    ray job submit --address http://HEAD:8265 --working-dir jobs \
+        --runtime-env-json '{"py_modules": ["ship/curate"]}' -- python shard.py --config configs/pipeline.yaml
+
+(or with curate installed in the nodes' image: no `py_modules`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 240.0  # seconds; the machine is small and shared
 
 
@@ -122,12 +124,15 @@ def spark_standalone(tmp: Path) -> Iterator[tuple[str, Callable[[], dict]]]:
             stop(proc, grace=30)
 
 
-def spark_submit(master: str, script: Path, args: list[str], tmp: Path, log: Path) -> subprocess.CompletedProcess:
-    """spark-submit in client mode; the driver and the executors run this venv's Python (PYSPARK_PYTHON), which
-    has curate installed, as an operator's image would."""
+def spark_submit(master: str, script: Path, args: list[str], tmp: Path, log: Path,
+                 py_files: Path | None = None) -> subprocess.CompletedProcess:
+    """spark-submit in client mode; the driver and the executors run this venv's Python (PYSPARK_PYTHON) for the
+    stack (pyspark, pyarrow, img2dataset), and curate itself comes from the wheel in `--py-files`, which Spark puts
+    ahead of site-packages on the driver's and every executor's path."""
     cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", master,
            "--conf", "spark.executor.memory=1g", "--conf", "spark.driver.memory=1g",
-           "--conf", "spark.ui.enabled=false", str(script), *args]
+           "--conf", "spark.ui.enabled=false", *(["--py-files", str(py_files)] if py_files else []),
+           str(script), *args]
     with open(log, "wb") as fh:
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=fh, env=base_env(tmp), cwd=tmp, timeout=900)
 
@@ -142,16 +147,31 @@ def _alive_nodes(address: str, env: dict[str, str]) -> int:
         return 0
 
 
+def _dashboard_version(port: int) -> dict:
+    """The Ray dashboard's /api/version, or {} while it is not up (http.client: see _master_state)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/api/version")
+        response = conn.getresponse()
+        return json.loads(response.read()) if response.status == 200 else {}
+    except (OSError, ValueError):
+        return {}
+    finally:
+        conn.close()
+
+
 @contextmanager
-def ray_two_nodes(tmp: Path, session_dir: Path) -> Iterator[str]:
-    """The GCS address of a head node (1 CPU) and a second node (1 CPU, resource `second_node`) on this host.
-    `session_dir` must be short: Ray's Unix socket paths live under it."""
+def ray_two_nodes(tmp: Path, session_dir: Path) -> Iterator[tuple[str, str]]:
+    """(GCS address, job API address) of a head node (1 CPU, dashboard and job server on a free loopback
+    port) and a second node (1 CPU, resource `second_node`) on this host. `session_dir` must be short: Ray's
+    Unix socket paths live under it."""
     env = base_env(tmp)
     ray = str(VENV_BIN / "ray")
-    port = free_port()
+    port, dashboard = free_port(), free_port()
     common = ["--block", "--num-cpus", "1", "--object-store-memory", str(300 * 2 ** 20),
               "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
-    head = start([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false",
+    head = start([ray, "start", "--head", "--port", str(port), "--include-dashboard", "true",
+                  "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
                   "--temp-dir", str(session_dir), "--min-worker-port", "22000", "--max-worker-port", "22499",
                   "--dashboard-agent-listen-port", str(free_port()), *common], tmp / "ray-head.log", env)
     procs = [head]
@@ -159,6 +179,7 @@ def ray_two_nodes(tmp: Path, session_dir: Path) -> Iterator[str]:
     try:
         wait_for(lambda: "block forever" in (tmp / "ray-head.log").read_text(errors="replace"), "Ray head",
                  procs=(head,))
+        wait_for(lambda: bool(_dashboard_version(dashboard).get("ray_version")), "Ray dashboard", procs=(head,))
         second = start([ray, "start", "--address", address, "--resources", '{"second_node": 1}',
                         "--min-worker-port", "22500", "--max-worker-port", "22999",
                         "--dashboard-agent-listen-port", str(free_port()), *common], tmp / "ray-node2.log", env)
@@ -166,24 +187,55 @@ def ray_two_nodes(tmp: Path, session_dir: Path) -> Iterator[str]:
         wait_for(lambda: "block forever" in (tmp / "ray-node2.log").read_text(errors="replace"), "Ray node 2",
                  procs=(head, second))
         wait_for(lambda: _alive_nodes(address, env) == 2, "Ray cluster with 2 nodes", procs=(head, second))
-        yield address
+        yield address, f"http://127.0.0.1:{dashboard}"
     finally:
         for proc in reversed(procs):
             stop(proc, grace=60)
 
 
-def job_api_available() -> bool:
-    """`ray job submit` needs the dashboard's job server: Ray's `default` extra (aiohttp, grpcio, ...)."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("aiohttp", "aiohttp_cors", "grpc", "opencensus"))
-
-
-def ray_job(address: str, script: Path, args: list[str], tmp: Path, log: Path) -> subprocess.CompletedProcess:
-    """Run a job script as the cluster's driver: with RAY_ADDRESS set, exactly as `ray job submit`'s supervisor
-    runs an entrypoint on the head node (the job API itself needs ray[default]; see job_api_available)."""
+def ray_job_submit(api: str, working_dir: Path, entrypoint: list[str], runtime_env: dict, tmp: Path, log: Path,
+                   submission_id: str) -> tuple[int, dict]:
+    """`ray job submit` through the job API (blocks and tails the job's logs into `log`): (the submit command's
+    exit status, the job's record from the job API's GET /api/jobs/ID, the call behind `ray job status`)."""
+    ray = str(VENV_BIN / "ray")
     env = base_env(tmp)
-    env["RAY_ADDRESS"] = address
+    env.pop("RAY_ADDRESS", None)
+    cmd = [ray, "job", "submit", "--address", api, "--submission-id", submission_id,
+           "--working-dir", str(working_dir), "--runtime-env-json", json.dumps(runtime_env), "--", *entrypoint]
     with open(log, "wb") as fh:
-        return subprocess.run([sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=fh, env=env,
-                              cwd=tmp, timeout=900)
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp, timeout=900).returncode
+    host, port = api.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", f"/api/jobs/{submission_id}")
+        return rc, json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def ray_job_logs(api: str, submission_id: str, tmp: Path) -> str:
+    """The job's whole driver log from the job API (`ray job logs`)."""
+    env = base_env(tmp)
+    out = subprocess.run([str(VENV_BIN / "ray"), "job", "logs", "--address", api, submission_id],
+                         capture_output=True, text=True, env=env, cwd=tmp, timeout=120)
+    return out.stdout
+
+
+WHEEL_IGNORE = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".ruff_cache",
+                                      ".pytest_cache", "node_modules")
+
+
+def build_wheel(dest: Path) -> Path:
+    """curate's wheel, the way an operator builds it (`pip wheel --no-deps`), into `dest` (reused if already
+    there). Built from a copy of the checkout, so no build/ folder is left in it."""
+    wheels = sorted(dest.glob("curate-*.whl"))
+    if wheels:
+        return wheels[-1]
+    src = dest / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=WHEEL_IGNORE)
+    out = subprocess.run([str(VENV_BIN / "pip"), "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                          str(dest), str(src)], capture_output=True, text=True, timeout=600)
+    shutil.rmtree(src, ignore_errors=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"pip wheel failed: {out.stderr[-2000:]}")
+    return sorted(dest.glob("curate-*.whl"))[-1]

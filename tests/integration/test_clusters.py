@@ -1,8 +1,11 @@
 """The cluster entry points in jobs/ on real clusters started here: a Spark standalone master and worker
-(`spark-submit --master spark://127.0.0.1:PORT jobs/download.py`, `jobs/dedup.py`) and a two-node Ray
-cluster (`ray start --head`, a second `ray start --address`) running `jobs/score.py`, `jobs/selection.py`
-and `jobs/shard.py`. Each stage's folder must equal, byte for byte, a local run of the same YAML config
-(in-process engines); JSON files may differ only in the engine's name and the run's path."""
+(`spark-submit --master spark://127.0.0.1:PORT --py-files curate-*.whl jobs/download.py`, `jobs/dedup.py`)
+and a two-node Ray cluster (`ray start --head` with the dashboard, a second `ray start --address`) that runs
+`jobs/score.py`, `jobs/selection.py` and `jobs/shard.py` sent through the job API (`ray job submit
+--working-dir jobs --runtime-env-json '{"py_modules": [<the wheel's curate>]}'`). curate is shipped as its
+wheel, as operators do, and the jobs' logs must show that copy ran. Each stage's folder must equal, byte for
+byte, a local run of the same YAML config (in-process engines); JSON files may differ only in the engine's
+name and the run's path."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import importlib.util
 import json
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,12 @@ pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).parents[2]
 JOBS = ROOT / "jobs"
 POOL_ROWS = 80  # small: at this size the time is the clusters' start-up, not the work
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """curate's wheel, built once per test session (tests/unit/test_wheel.py shares it)."""
+    return clusters.build_wheel(tmp_path_factory.getbasetemp() / "curate-wheel")
 
 
 @pytest.fixture(scope="module")
@@ -109,16 +119,29 @@ def _last_json(stdout: bytes) -> dict:
     return json.loads(stdout.decode().strip().splitlines()[-1])
 
 
+def _last_json_text(log: str) -> dict:
+    """The stage's stats line in a job's log (stdout and stderr together): the last JSON object that is not a
+    progress event."""
+    objects = [json.loads(line) for line in log.splitlines() if line.startswith("{") and line.rstrip().endswith("}")]
+    stats = [obj for obj in objects if "event" not in obj]
+    assert stats, log[-3000:]
+    return stats[-1]
+
+
 @pytest.mark.spark
-def test_spark_standalone_download_and_dedup(config, reference, tmp_path):
+def test_spark_standalone_download_and_dedup(config, reference, wheel, tmp_path):
     run = tmp_path / "run"
     with clusters.spark_standalone(tmp_path) as (master, state):
         for stage in ("download", "dedup"):
             out = clusters.spark_submit(master, JOBS / f"{stage}.py", ["--config", str(config), "--run", str(run)],
-                                        tmp_path, tmp_path / f"{stage}.log")
+                                        tmp_path, tmp_path / f"{stage}.log", py_files=wheel)
             log = (tmp_path / f"{stage}.log").read_text(errors="replace")
             assert out.returncode == 0, log[-3000:]
             assert _last_json(out.stdout)["stage"] == stage
+            # the driver ran curate from the wheel spark-submit shipped, not the venv's editable install (spark-submit
+            # passes the Python driver's stderr, where the job logs, to its own stdout)
+            driver = out.stdout.decode(errors="replace")
+            assert f"curate package: {wheel}/curate\n" in driver, driver[-3000:]
         apps = state()["completedapps"]
     # both jobs ran as applications of the standalone master, with executors on its worker
     assert sorted(app["name"] for app in apps) == ["curate-dedup", "curate-download"]
@@ -128,24 +151,38 @@ def test_spark_standalone_download_and_dedup(config, reference, tmp_path):
 
 
 @pytest.mark.ray
-def test_ray_two_node_score_select_shard(config, reference, tmp_path):
+def test_ray_two_node_score_select_shard(config, reference, wheel, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     for stage in ("download", "dedup"):  # the Spark stages' output, as the local run wrote it
         shutil.copytree(reference / stage, run / stage)
+    ship = tmp_path / "ship"  # the wheel unpacked (`pip install --no-deps --target ship curate-*.whl`)
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(ship)
+    runtime_env = {"py_modules": [str(ship / "curate")]}
     session = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # short: Ray's socket paths live under it
+    logs = {}
     try:
-        with clusters.ray_two_nodes(tmp_path, session) as address:
+        with clusters.ray_two_nodes(tmp_path, session) as (_, api):
             for script in ("score", "selection", "shard"):
-                out = clusters.ray_job(address, JOBS / f"{script}.py", ["--config", str(config), "--run", str(run)],
-                                       tmp_path, tmp_path / f"{script}.log")
-                log = (tmp_path / f"{script}.log").read_text(errors="replace")
-                assert out.returncode == 0, log[-3000:]
-            score_log = (tmp_path / "score.log").read_text(errors="replace")
+                job_id = f"curate-{script}-{tmp_path.name}"
+                # the driver runs on the cluster, in the unpacked working_dir: every path is absolute
+                rc, info = clusters.ray_job_submit(
+                    api, JOBS, ["python", f"{script}.py", "--config", str(config), "--run", str(run)], runtime_env,
+                    tmp_path, tmp_path / f"{script}.log", job_id)
+                submit_log = (tmp_path / f"{script}.log").read_text(errors="replace")
+                assert rc == 0, submit_log[-3000:]
+                assert info["status"] == "SUCCEEDED" and info["entrypoint"].startswith(f"python {script}.py"), info
+                logs[script] = clusters.ray_job_logs(api, job_id, tmp_path)
     finally:
         shutil.rmtree(session, ignore_errors=True)
+    for script, log in logs.items():
+        # the job's driver imported curate from the runtime_env's py_modules, not from this checkout
+        package = [line for line in log.splitlines() if "curate package:" in line]
+        assert package and "runtime_resources" in package[0] and str(ROOT) not in package[0], log[-3000:]
+        assert _last_json_text(log)["stage"] == {"selection": "select"}.get(script, script), log[-3000:]
     # the score job joined the 2-node cluster (2 CPUs, the second node's resource), not a local Ray
-    assert "'second_node': 1.0" in score_log and "'CPU': 2.0" in score_log
+    assert "'second_node': 1.0" in logs["score"] and "'CPU': 2.0" in logs["score"]
     for stage in ("score", "select", "shard"):
         assert_same_stage(reference, run, stage)
 

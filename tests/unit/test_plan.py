@@ -26,7 +26,11 @@ def test_wall_time_scales_with_cluster_and_rows():
     big = {p.stage: p for p in plan(PlanInput(shape=ClusterShape(nodes=4)), rates)}
     assert big["download"].wall_hours == pytest.approx(small["download"].wall_hours / 2)
     assert big["download"].node_hours == pytest.approx(small["download"].node_hours)
-    assert big["select"].wall_hours == pytest.approx(small["select"].wall_hours)  # one process
+    assert big["select"].wall_hours == pytest.approx(small["select"].wall_hours / 2)  # Spark: scales too
+    one = {p.stage: p for p in plan(PlanInput(shape=ClusterShape(nodes=4)),
+                                    {**rates, "select": {**rates["select"], "unit": "process"}})}
+    # a driver does not: rows / (rate × 1 process × efficiency)
+    assert one["select"].wall_hours == pytest.approx(one["select"].rows / (rates["select"]["rows_per_s"] * 0.7) / 3600)
     # by hand: 12.8e9 rows / (49.5 rows/s/core × 2×64 cores × 0.7) / 3600
     assert small["download"].wall_hours == pytest.approx(12.8e9 / (49.5 * 128 * 0.7) / 3600)
     assert small["dedup"].rows == pytest.approx(12.8e9 * 0.9)
