@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -16,10 +15,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType
 
 from curate.engines.base import StageSpec, band_layout
+from curate.io.package import package_path
 from curate.stage import build
 
 log = logging.getLogger(__name__)
-LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+LOG4J_CONFIG = package_path("engines", "log4j2.properties")
 T = TypeVar("T")
 R = TypeVar("R")
 

@@ -37,11 +37,12 @@ import torch
 from PIL import Image
 
 from curate.errors import CurateError
+from curate.io.package import package_path
 
 logger = logging.getLogger(__name__)
 
 TINY = "tiny"
-TINY_CLIP_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny-clip"
+TINY_CLIP_DIR = package_path("assets", "tiny-clip")
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
 CONFIG_FILE = "open_clip_config.json"

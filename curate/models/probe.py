@@ -28,13 +28,14 @@ import numpy as np
 import torch
 
 from curate.errors import CurateError
+from curate.io.package import package_path
 from curate.models.clip import file_sha256, read_state_dict
 
 INPUTS = ("image", "text", "both")
 ACTIVATIONS = ("sigmoid", "none")
 HIDDEN_ACTIVATIONS = ("relu", "none")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-PROBE_DIR = Path(__file__).resolve().parent.parent / "assets" / "probes"
+PROBE_DIR = package_path("assets", "probes")
 
 
 class ProbeError(CurateError):

@@ -18,8 +18,9 @@ import numpy as np
 import pyarrow as pa
 
 from curate.errors import CurateError
+from curate.io.package import package_path
 
-POLICY_DIR = Path(__file__).with_name("policies")
+POLICY_DIR = package_path("select", "policies")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from pathlib import Path
 import ahocorasick
 
 from curate.errors import CurateError
+from curate.io.package import package_path
 
-DATA_DIR = Path(__file__).with_name("data")
+DATA_DIR = package_path("select", "data")
 METACLIP_ENTRIES = DATA_DIR / "metaclip_entries.txt"
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 

@@ -38,15 +38,7 @@ CHECKS = {
                    "opt = SparkEngine().conf['spark.driver.extraJavaOptions']; "
                    "assert os.path.isfile(opt.split('file:', 1)[1].split()[0]), opt",
 }
-NEEDS_FIX = {
-    "policy_file": "curate/select/policy.py: POLICY_DIR = Path(__file__)...; use importlib.resources",
-    "metaclip_entries": "curate/select/text.py: DATA_DIR = Path(__file__)...; and select/data/*.txt is not in "
-                        "pyproject's package-data, so the wheel lacks it",
-    "probe": "curate/models/probe.py: PROBE_DIR = Path(__file__)...; use importlib.resources (+ as_file)",
-    "tiny_clip": "curate/models/clip.py: TINY_CLIP_DIR = Path(__file__)...; open_clip's local-dir needs real "
-                 "files: importlib.resources.as_file on the folder",
-    "spark_log4j": "curate/engines/spark.py: LOG4J_CONFIG = Path(__file__)...; log4j needs a real file: as_file",
-}
+NEEDS_FIX: dict[str, str] = {}  # package files that cannot load from the zipped wheel yet: none
 
 PROBE = """
 import json, sys, traceback
