@@ -223,6 +223,5 @@ def main(argv: list[str]) -> None:
     lines += ["", f"Machine: {os.cpu_count()} cores, {platform.machine()}, no GPU, shared with other jobs.",
               f"Command: python -m bench dedup -- {' '.join(argv)}"]
     if args.write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)  # then merge it into bench/RESULTS.md by hand
         RESULTS.write_text("# bench dedup\n\n" + "\n".join(lines) + "\n")
