@@ -4,27 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.cliutil import add_stage, positive_int, report
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+from curate.cliutil import add_stage, non_negative_int, positive_float, positive_int, report
 
 
 def config_from_args(args: argparse.Namespace):
@@ -85,16 +65,16 @@ def add_parser(sub) -> None:
                                                    "from url and caption (default: the preset's)")
     p.add_argument("--shard-size", type=positive_int, default=d.shard_size, help="samples per shard")
     p.add_argument("--threads", type=positive_int, default=d.threads, help="download threads per worker process")
-    p.add_argument("--timeout", type=_positive_float, default=d.timeout, help="seconds per socket operation")
-    p.add_argument("--deadline", type=_positive_float, default=d.deadline,
+    p.add_argument("--timeout", type=positive_float, default=d.timeout, help="seconds per socket operation")
+    p.add_argument("--deadline", type=positive_float, default=d.deadline,
                    help=f"seconds per request in all, redirects and body included (default: {d.deadline:g})")
     p.add_argument("--max-body-bytes", type=positive_int, default=d.max_body_bytes,
                    help=f"larger bodies are too_large (default: {d.max_body_bytes})")
     p.add_argument("--max-pixels", type=positive_int, default=d.max_pixels,
                    help=f"images announcing more pixels are too_large, before decoding (default: {d.max_pixels})")
-    p.add_argument("--retries", type=_non_negative_int, default=d.retries,
+    p.add_argument("--retries", type=non_negative_int, default=d.retries,
                    help="extra attempts per sample after a 5xx, 429, timeout or dropped connection")
-    p.add_argument("--retry-backoff", type=_positive_float, default=d.retry_backoff,
+    p.add_argument("--retry-backoff", type=positive_float, default=d.retry_backoff,
                    help="seconds before the first extra attempt, doubled each time")
     p.add_argument("--retry-failed", action="store_true",
                    help="on a finished download: fetch again the rows that failed with a retryable status "
