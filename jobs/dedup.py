@@ -1,4 +1,5 @@
-"""spark-submit entry point for the dedup stage (canonical URL, then image sha256, on Spark).
+"""spark-submit entry point for the dedup stage (image hashes, safety lists, eval set, placeholders, exact and
+near-duplicates, on Spark).
 
     spark-submit --master spark://HOST:7077 --py-files dist/curate-0.1.0-py3-none-any.whl \
         jobs/dedup.py --config jobs/configs/pipeline.yaml [--run s3://bucket/run-001]
