@@ -9,11 +9,14 @@ each worker process, it governs img2dataset's `urllib.request.urlopen` calls the
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -160,12 +163,28 @@ def build_opener(policy: AddressPolicy,
     return opener
 
 
-_installed: tuple | None = None
+_lock = threading.Lock()
+_depth = 0
+_previous: urllib.request.OpenerDirector | None = None
 
 
-def install(policy: AddressPolicy, fetch: limits.FetchLimits | None = None) -> None:
-    """Make `policy` and `fetch` govern every urllib.request.urlopen call in this process (idempotent)."""
-    global _installed
-    if _installed != (policy, fetch):
-        urllib.request.install_opener(build_opener(policy, fetch))
-        _installed = (policy, fetch)
+@contextlib.contextmanager
+def installed(policy: AddressPolicy, fetch: limits.FetchLimits | None = None) -> Iterator[None]:
+    """Make `policy` and `fetch` govern every urllib.request.urlopen call in this process while the block
+    runs (img2dataset's downloader calls the global urlopen), then put back the opener that was there, so
+    that a download run in-process does not go on refusing the rest of the caller's requests. Nested and
+    concurrent blocks share one installation: the last to leave restores."""
+    global _depth, _previous
+    with _lock:
+        if _depth == 0:
+            _previous = urllib.request._opener
+            urllib.request.install_opener(build_opener(policy, fetch))
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                urllib.request.install_opener(_previous)
+                _previous = None

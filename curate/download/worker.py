@@ -165,7 +165,6 @@ class ShardWorker:
         self.retry = retry
 
     def __call__(self, shard_id: int) -> ShardResult:
-        guard.install(self.policy, self.fetch)
         name = shard_name(shard_id)
         src = self.layout.input_arrow(shard_id)
         work = fs.join(self.layout.raw, f"{name}.input.arrow")  # the Downloader deletes its input
@@ -177,7 +176,8 @@ class ShardWorker:
             with pa.ipc.new_file(sink, inputs.select(COLUMNS).schema) as writer:
                 writer.write_table(inputs.select(COLUMNS))
             fs.write_bytes(work, sink.getvalue().to_pybytes())
-            self.downloader.download_shard((shard_id, work))
+            with guard.installed(self.policy, self.fetch):
+                self.downloader.download_shard((shard_id, work))
             content_types = {u: guard.CONTENT_TYPES.pop(u, "") for u in inputs.column("url").to_pylist()}
             counts = normalise(self.layout, shard_id, inputs, content_types,
                                self.downloader.number_sample_per_shard, self.retry)
