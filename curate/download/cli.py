@@ -12,8 +12,9 @@ def config_from_args(args: argparse.Namespace):
 
     return DownloadConfig(
         input=args.input, input_format=args.input_format, preset=args.preset, url_col=args.url_col,
-        caption_col=args.caption_col, uid_col=args.uid_col, shard_size=args.shard_size, threads=args.threads,
-        timeout=args.timeout, deadline=args.deadline, max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels,
+        caption_col=args.caption_col, uid_col=args.uid_col, source_col=args.source_col,
+        shard_size=args.shard_size, threads=args.threads, timeout=args.timeout, deadline=args.deadline,
+        max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels,
         retries=args.retries, retry_backoff=args.retry_backoff, retry_failed=args.retry_failed,
         allow_addresses=tuple(args.allow_address), user_agent=args.user_agent,
         user_agent_token=args.user_agent_token)
@@ -63,6 +64,9 @@ def add_parser(sub) -> None:
     p.add_argument("--caption-col", default=None, help="column holding the caption (default: the preset's)")
     p.add_argument("--uid-col", default=None, help="column holding 32-hex uids; without it uids are derived "
                                                    "from url and caption (default: the preset's)")
+    p.add_argument("--source-col", default=None,
+                   help="column naming each row's source dataset, carried to download/samples as `source` for the "
+                        "select stage's `mix` step (default: source; rows get null when the input has none)")
     p.add_argument("--shard-size", type=positive_int, default=d.shard_size, help="samples per shard")
     p.add_argument("--threads", type=positive_int, default=d.threads, help="download threads per worker process")
     p.add_argument("--timeout", type=positive_float, default=d.timeout, help="seconds per socket operation")

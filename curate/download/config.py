@@ -19,6 +19,9 @@ class DownloadConfig:
     url_col: str | None = None  # None: the preset's column
     caption_col: str | None = None
     uid_col: str | None = None  # used when the input has it; otherwise derived from url and caption
+    # names each row's source dataset (samples' `source`, what select's `mix` groups); None: the preset's
+    # (`source`), null where the input has no such column
+    source_col: str | None = None
     shard_size: int = 10_000  # samples per shard (img2dataset's number_sample_per_shard)
     threads: int = 64  # download threads per worker process
     timeout: float = 10.0  # seconds per socket operation

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
+from curate import schemas
 from curate.download.config import DownloadConfig
 from curate.download.presets import CARRIED, resolve
 from curate.errors import CurateError
@@ -19,11 +20,10 @@ _UID = re.compile(r"^[0-9a-f]{32}$")
 FORMATS = ("parquet", "csv", "jsonl")
 _SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
              ".ndjson": "jsonl"}
-# the `urls` table the download works from: what img2dataset reads, then the carried input columns
-URLS_SCHEMA = pa.schema([pa.field("uid", pa.string(), nullable=False), pa.field("url", pa.string(), nullable=False),
-                         pa.field("caption", pa.string()), pa.field("input_width", pa.int32()),
-                         pa.field("input_height", pa.int32()), pa.field("input_sha256", pa.string()),
-                         pa.field("similarity", pa.float32())])
+# the `urls` table the download works from (schemas/urls.v2.json): what img2dataset reads, then the carried
+# input columns (CARRIED)
+URLS_VERSION = 2
+URLS_SCHEMA = schemas.load("urls", URLS_VERSION)
 
 
 def derive_uids(urls: list[str | None], captions: list[str | None]) -> list[str]:
@@ -92,6 +92,9 @@ def check_input(config: DownloadConfig, schema: pa.Schema | None = None) -> None
     if cols.url not in schema.names:
         raise CurateError(f"{config.input}: missing column {cols.url!r} (columns: {', '.join(schema.names)}); "
                           "choose it with --url-col or --preset")
+    if config.source_col is not None and config.source_col not in schema.names:  # a typo is no silent null
+        raise CurateError(f"{config.input}: missing column {config.source_col!r} named by --source-col "
+                          f"(columns: {', '.join(schema.names)})")
     url_type = schema.field(cols.url).type
     if not pa.types.is_string(url_type) and not pa.types.is_large_string(url_type) and not pa.types.is_null(url_type):
         raise CurateError(f"{config.input}: column {cols.url!r} must be strings, not {url_type}")
@@ -123,7 +126,7 @@ def read_input(config: DownloadConfig) -> pa.Table:
         uids = derive_uids(urls.to_pylist(), captions.to_pylist())
     if len(set(uids)) != len(uids):
         raise CurateError(f"{config.input}: uids are not unique ({len(uids) - len(set(uids))} repeats)")
-    carried = {dst: src for src, dst in cols.carry}
+    carried = {dst: src for src, dst in cols.carry} | {"source": cols.source}
     columns = {"uid": pa.chunked_array([pa.array(uids, pa.string())]), "url": urls, "caption": captions}
     for name in CARRIED:
         columns[name] = _column(table, carried.get(name, "\x00absent"), URLS_SCHEMA.field(name).type, config.input)

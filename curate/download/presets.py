@@ -1,7 +1,8 @@
 """Column mappings for the URL lists users already have: a plain list, DataComp metadata, LAION parquet.
 
-A preset names the url, caption and uid columns, and the input columns carried through to
-download/samples under our names (samples.v2). Explicit `url_col`/`caption_col`/`uid_col` win over it.
+A preset names the url, caption, uid and source columns, and the input columns carried through to
+download/samples under our names (samples.v3). Explicit `url_col`/`caption_col`/`uid_col`/`source_col`
+win over it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ class Preset:
     url: str
     caption: str
     uid: str
-    carry: tuple[tuple[str, str], ...] = ()  # (input column, samples.v2 column), used when present
+    carry: tuple[tuple[str, str], ...] = ()  # (input column, samples.v3 column), used when present
+    source: str = "source"  # the row's source dataset, for select's `mix` step; null when absent
 
 
 PRESETS: dict[str, Preset] = {
@@ -30,8 +32,8 @@ PRESETS: dict[str, Preset] = {
                                            ("similarity", "similarity"))),
 }
 
-# samples.v2 columns filled from the input, with their Arrow type names in schemas/samples.v2.json
-CARRIED = ("input_width", "input_height", "input_sha256", "similarity")
+# samples.v3 columns filled from the input, with their Arrow types in schemas/urls.v2.json and samples.v3.json
+CARRIED = ("input_width", "input_height", "input_sha256", "similarity", "source")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Columns:
     caption: str
     uid: str
     carry: tuple[tuple[str, str], ...]
+    source: str
 
 
 def resolve(config: DownloadConfig) -> Columns:
@@ -48,4 +51,4 @@ def resolve(config: DownloadConfig) -> Columns:
     if preset is None:
         raise CurateError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
     return Columns(url=config.url_col or preset.url, caption=config.caption_col or preset.caption,
-                   uid=config.uid_col or preset.uid, carry=preset.carry)
+                   uid=config.uid_col or preset.uid, carry=preset.carry, source=config.source_col or preset.source)

@@ -15,10 +15,10 @@ from curate import schemas
 from curate.download import retry
 from curate.download.config import DownloadConfig
 from curate.download.guard import AddressPolicy
-from curate.download.inputs import read_input
+from curate.download.inputs import URLS_VERSION, read_input
 from curate.download.limits import FetchLimits, PixelCap
 from curate.download.status import SUCCESS
-from curate.download.worker import COLUMNS, SHARD_DIGITS, Layout, ShardWorker
+from curate.download.worker import COLUMNS, SAMPLES_VERSION, SHARD_DIGITS, Layout, ShardWorker, samples_version
 from curate.engines.base import Engine
 from curate.errors import CurateError
 from curate.io import fs
@@ -85,8 +85,8 @@ def run_download(engine: Engine, run_dir: str, config: DownloadConfig) -> dict:
     sd.begin()
     layout = Layout(sd.path)
     if not fs.exists(sd.file("urls.parquet")):
-        fs.write_table(urls, sd.file("urls.parquet"), schema="urls")
-    elif not fs.read_table(sd.file("urls.parquet")).column("uid").equals(schemas.conform(urls, "urls").column("uid")):
+        fs.write_table(schemas.conform(urls, "urls", URLS_VERSION), sd.file("urls.parquet"))
+    elif not fs.read_table(sd.file("urls.parquet"), columns=["uid"]).column("uid").equals(urls.column("uid")):
         raise CurateError(f"download: {sd.path} holds a download of another input; use another run directory")
     n_shards = math.ceil(urls.num_rows / config.shard_size)
     if sd.done():  # --retry-failed on a finished download: it is unfinished again until the retry ends
@@ -96,11 +96,16 @@ def run_download(engine: Engine, run_dir: str, config: DownloadConfig) -> dict:
     log.info("download: %d rows in %d shards, %d to fetch", urls.num_rows, n_shards, len(pending))
     _write_input_shards(layout, urls, config.shard_size, pending)
     fs.makedirs(layout.raw)
+    version = samples_version(layout)
+    if version != SAMPLES_VERSION:
+        log.warning("download: %s holds samples.v%d shards from an older curate; the new ones keep that version "
+                    "(samples.v%d's columns, `source` among them, need a new run)", sd.path, version, SAMPLES_VERSION)
     downloader = make_downloader(config, layout.raw)
-    _run_shards(engine, ShardWorker(downloader, policy, layout, fetch), pending, config)
+    _run_shards(engine, ShardWorker(downloader, policy, layout, fetch, version=version), pending, config)
     if config.retry_failed:
         again = retry.plan(layout, urls, n_shards, config.shard_size)
-        _run_shards(engine, ShardWorker(downloader, policy, layout, fetch, retry=True), again, config)
+        _run_shards(engine, ShardWorker(downloader, policy, layout, fetch, retry=True, version=version), again,
+                    config)
     return _finish(sd, layout, urls, n_shards)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import tarfile
 from collections import Counter
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 SHARD_DIGITS = 5
 COLUMNS = ["uid", "caption", "url"]  # the order img2dataset's Reader gives its Downloader
 POSITION = "position"  # in a retry input: the row's index in its original shard
-SAMPLES_VERSION = 2
+SAMPLES_VERSION = 3  # samples.v3: v2 plus `source`
 
 
 def shard_name(shard_id: int) -> str:
@@ -71,9 +72,24 @@ class Layout:
     def shard_stats(self, shard_id: int) -> str:
         return fs.join(self.root, "shards", f"{shard_name(shard_id)}_stats.json")
 
+    @property
+    def samples_dir(self) -> str:
+        return fs.join(self.root, "samples")
+
     def samples(self, shard_id: int) -> str:
         """Written last for a shard: its presence means the shard is complete."""
-        return fs.join(self.root, "samples", f"{shard_name(shard_id)}.parquet")
+        return fs.join(self.samples_dir, f"{shard_name(shard_id)}.parquet")
+
+
+def samples_version(layout: Layout) -> int:
+    """The samples version a run's new shards are written in: that of the shards it already has (an older
+    curate's, on a resume or --retry-failed), else SAMPLES_VERSION; so one run's shards agree on columns."""
+    ffs, p = fs.url_to_fs(layout.samples_dir)
+    if not ffs.isdir(p) or not any(f.endswith(".parquet") for f in ffs.ls(p, detail=False)):
+        return SAMPLES_VERSION
+    tag = (fs.read_schema(layout.samples_dir).metadata or {}).get(b"curate.schema", b"")
+    found = re.fullmatch(rb"samples\.v(\d+)", tag)
+    return int(found.group(1)) if found else SAMPLES_VERSION
 
 
 def _read_tar(path: str) -> dict[str, bytes]:
@@ -110,8 +126,8 @@ def _write_sorted_tar(members: dict[str, bytes], out_tar: str) -> None:
 
 
 def normalise(layout: Layout, shard_id: int, inputs: pa.Table, content_types: dict[str, str],
-              shard_size: int, retry: bool = False) -> Counter:
-    """Turn img2dataset's raw shard into ours; every input row gets exactly one samples row."""
+              shard_size: int, retry: bool = False, version: int = SAMPLES_VERSION) -> Counter:
+    """Turn img2dataset's raw shard into ours (samples.v`version`); every input row gets exactly one samples row."""
     name = shard_name(shard_id)
     positions = inputs.column(POSITION).to_pylist() if retry else range(inputs.num_rows)
     keys = {sample_key(shard_id, j, shard_size): sample_key(shard_id, i, shard_size)
@@ -148,7 +164,7 @@ def normalise(layout: Layout, shard_id: int, inputs: pa.Table, content_types: di
     _write_sorted_tar(members, layout.tar(shard_id))
     fs.write_json(layout.shard_stats(shard_id), {"shard": f"{name}.tar", "rows": len(rows),
                                                  "status": dict(sorted(counts.items()))})
-    table = schemas.conform(pa.Table.from_pylist(rows), "samples", SAMPLES_VERSION)
+    table = schemas.conform(pa.Table.from_pylist(rows), "samples", version)
     fs.write_table(table.sort_by([("uid", "ascending")]), layout.samples(shard_id))
     return counts
 
@@ -157,12 +173,13 @@ class ShardWorker:
     """A picklable callable that engines map over shard ids (Spark tasks, Ray tasks, or in-process)."""
 
     def __init__(self, downloader, policy: guard.AddressPolicy, layout: Layout, fetch: FetchLimits | None = None,
-                 retry: bool = False) -> None:
+                 retry: bool = False, version: int = SAMPLES_VERSION) -> None:
         self.downloader = downloader
         self.policy = policy
         self.layout = layout
         self.fetch = fetch
         self.retry = retry
+        self.version = version  # the samples schema version written (samples_version)
 
     def __call__(self, shard_id: int) -> ShardResult:
         name = shard_name(shard_id)
@@ -180,7 +197,7 @@ class ShardWorker:
                 self.downloader.download_shard((shard_id, work))
             content_types = {u: guard.CONTENT_TYPES.pop(u, "") for u in inputs.column("url").to_pylist()}
             counts = normalise(self.layout, shard_id, inputs, content_types,
-                               self.downloader.number_sample_per_shard, self.retry)
+                               self.downloader.number_sample_per_shard, self.retry, self.version)
         except Exception as exc:  # a failed shard is retried by the caller, then reported
             log.exception("download shard %s failed", name)
             return ShardResult(shard_id, False, f"{type(exc).__name__}: {exc}")

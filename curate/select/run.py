@@ -33,6 +33,10 @@ _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
 _HEX[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
 _HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
+# download/samples columns the pool takes: always, and when the run's samples have them (samples.v3's
+# `source`, the input's source dataset, which `mix` groups by default; a run downloaded before v3 has none)
+SAMPLE_COLUMNS = ("caption", "original_width", "original_height")
+OPTIONAL_SAMPLE_COLUMNS = ("source",)
 
 
 @dataclass(frozen=True)
@@ -82,14 +86,17 @@ def u8u8_to_uids(arr: np.ndarray) -> list[str]:
 
 def pool_table(run_dir: str, needed: set[str] | None = None) -> pa.Table:
     """Every sample that reached selection: every score column (the score stage's dynamic `clip_<alias>`
-    and probe columns included), the download metadata the policies read, and image embeddings when a
-    step needs them."""
+    and probe columns included), the download metadata the policies read (`source` too, when the run's
+    samples have it), and image embeddings when a step needs them."""
     scores = fs.read_table(fs.join(run_dir, "score", "scores"))
     scores = scores.filter(pc.equal(scores.column("status"), "ok"))
     samples = fs.read_table(fs.join(run_dir, "download", "samples"), schema="samples")
-    meta = samples.select(["uid", "caption", "original_width", "original_height"])
     keep = [c for c in scores.column_names if c not in ("shard", "key", "status", "error")]
-    table = scores.select(keep).join(meta, "uid")
+    optional = [c for c in OPTIONAL_SAMPLE_COLUMNS if c in samples.column_names and c not in keep]
+    table = scores.select(keep).join(samples.select(["uid", *SAMPLE_COLUMNS, *optional]), "uid")
+    if needed and "source" in needed and "source" not in table.column_names:
+        raise CurateError("select: the policy groups by `source`, and this run's download/samples has no such "
+                          "column; download an input with a `source` column (or name it with --source-col)")
     if needed and "image_embedding" in needed:
         emb = fs.read_table(fs.join(run_dir, "score", "embeddings"), columns=["uid", "image_embedding"])
         idx = pc.index_in(table.column("uid"), value_set=emb.column("uid"))  # acero joins no list columns

@@ -18,6 +18,7 @@ def test_defaults_are_the_library_defaults():
 def test_flags_reach_the_config():
     args = build_parser().parse_args([
         "download", "RUN", "--input", "in.csv", "--input-format", "csv", "--preset", "laion", "--url-col", "link",
+        "--source-col", "dataset",
         "--deadline", "7.5", "--max-body-bytes", "1000", "--max-pixels", "2000", "--retries", "3",
         "--retry-failed", "--user-agent", "bot/1", "--allow-address", "127.0.0.1:80", "--allow-address",
         "10.0.0.0/8", "--engine", "ray"])
@@ -25,7 +26,7 @@ def test_flags_reach_the_config():
     assert (config.input_format, config.preset, config.url_col, config.deadline, config.max_body_bytes,
             config.max_pixels, config.retries, config.retry_failed, config.user_agent, config.allow_addresses) == (
         "csv", "laion", "link", 7.5, 1000, 2000, 3, True, "bot/1", ("127.0.0.1:80", "10.0.0.0/8"))
-    assert args.engine == "ray"
+    assert args.engine == "ray" and config.source_col == "dataset"
 
 
 @pytest.mark.parametrize("argv", [["--deadline", "0"], ["--retries", "-1"], ["--preset", "nope"],

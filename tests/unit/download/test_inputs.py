@@ -4,8 +4,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curate import schemas
 from curate.download.config import DownloadConfig
-from curate.download.inputs import check_input, derive_uids, read_input
+from curate.download.inputs import URLS_SCHEMA, check_input, derive_uids, read_input
+from curate.download.presets import CARRIED
 from curate.errors import CurateError
 
 
@@ -69,7 +71,7 @@ def test_datacomp_preset_keeps_uids_and_carries_metadata(tmp_path):
                                       "original_width": [640], "original_height": [480], "sha256": ["f" * 64]}))
     row = read_input(DownloadConfig(input=path, preset="datacomp")).to_pylist()[0]
     assert row == {"uid": "c" * 32, "url": "http://a/1", "caption": "a dog", "input_width": 640,
-                   "input_height": 480, "input_sha256": "f" * 64, "similarity": None}
+                   "input_height": 480, "input_sha256": "f" * 64, "similarity": None, "source": None}
 
 
 def test_laion_preset_derives_uids(tmp_path):
@@ -95,4 +97,31 @@ def test_malformed_csv_is_one_line_error(tmp_path):
     bad.write_text('url,caption\nhttp://a,b,c,d\n')
     with pytest.raises(CurateError, match="cannot read csv") as info:
         read_input(DownloadConfig(input=str(bad)))
+    assert "\n" not in str(info.value)
+
+
+def test_urls_table_is_the_urls_v2_schema():
+    assert URLS_SCHEMA == schemas.load("urls", 2)
+    assert URLS_SCHEMA.names == ["uid", "url", "caption", *CARRIED] and "source" in CARRIED
+
+
+def test_source_column_is_carried_and_absent_is_null(tmp_path):
+    rows = [{"url": "http://a/1", "caption": "x", "source": "dfn"}, {"url": "http://a/2", "caption": "y",
+                                                                     "source": None}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for name in ("in.parquet", "in.jsonl"):
+        t = read_input(DownloadConfig(input=str(tmp_path / name)))
+        assert t.column("source").to_pylist() == ["dfn", None], name
+    plain = read_input(DownloadConfig(input=_write(tmp_path, pa.table({"url": ["http://a/1", "http://a/2"]}))))
+    assert plain.column("source").to_pylist() == [None, None]
+    assert plain.schema.field("source").type == pa.string()
+
+
+def test_source_col_renames_the_source_for_any_preset(tmp_path):
+    (tmp_path / "in.csv").write_text("URL,TEXT,dataset\nhttp://a/1,one,laion\nhttp://a/2,two,7\n")
+    config = DownloadConfig(input=str(tmp_path / "in.csv"), preset="laion", source_col="dataset")
+    assert read_input(config).column("source").to_pylist() == ["laion", "7"]  # any type is read as a string
+    with pytest.raises(CurateError, match="missing column 'origin' named by --source-col") as info:
+        read_input(DownloadConfig(input=str(tmp_path / "in.csv"), preset="laion", source_col="origin"))
     assert "\n" not in str(info.value)

@@ -11,10 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curate import schemas
 from curate.download.config import DownloadConfig
 from curate.download.run import run_download
 from curate.engines.local import LocalEngine
 from curate.errors import CurateError
+from curate.io import fs
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -26,7 +28,8 @@ def _config(tmp: Path, server, **kw) -> DownloadConfig:
     paths = [f"/img/{i}.jpg" for i in range(6)] + [f"/gate/{i}" for i in range(4)] + ["/missing", "/optout",
                                                                                         "/html"]
     urls = [server.base + p for p in paths]
-    pq.write_table(pa.table({"url": urls, "caption": [f"caption {i}" for i in range(len(urls))]}), tmp / "in.parquet")
+    pq.write_table(pa.table({"url": urls, "caption": [f"caption {i}" for i in range(len(urls))],
+                             "source": ["b" if i % 3 == 0 else "a" for i in range(len(urls))]}), tmp / "in.parquet")
     return DownloadConfig(input=str(tmp / "in.parquet"), shard_size=4, threads=4, timeout=5, deadline=5,
                           allow_addresses=(f"127.0.0.1:{server.port}",), **kw)
 
@@ -51,6 +54,10 @@ def test_retry_failed_refetches_only_retryable_rows_into_identical_bytes(bad_ser
     hits_before = dict(bad_server.hits)
     run_download(LocalEngine(), str(first), config)  # finished: a no-op
     assert dict(bad_server.hits) == hits_before
+    samples = pq.read_table(first / "download" / "samples")  # merged rows keep their input's source
+    urls = pq.read_table(config.input)
+    assert dict(zip(samples.column("url").to_pylist(), samples.column("source").to_pylist(), strict=True)) == dict(
+        zip(urls.column("url").to_pylist(), urls.column("source").to_pylist(), strict=True))
 
 
 def test_interrupted_retry_finishes_on_rerun(bad_server, tmp_path):
@@ -73,3 +80,19 @@ def test_another_input_in_the_same_run_is_refused(bad_server, tmp_path):
     pq.write_table(pa.table({"url": [bad_server.base + "/img/z.jpg"]}), other)
     with pytest.raises(CurateError, match="another input"):
         run_download(LocalEngine(), str(tmp_path / "run"), replace(config, input=str(other), retry_failed=True))
+
+
+def test_an_older_run_keeps_its_samples_version_on_resume_and_retry(bad_server, tmp_path):
+    config = _config(tmp_path, bad_server)
+    run = tmp_path / "run"
+    run_download(LocalEngine(), str(run), config)
+    folder = run / "download" / "samples"
+    for f in folder.glob("*.parquet"):  # as a curate before samples.v3 wrote them
+        fs.write_table(schemas.conform(pq.read_table(f), "samples", 2), str(f))
+    (run / "download" / "_SUCCESS").unlink()
+    (folder / "00002.parquet").unlink()  # killed before its last shard finished
+    bad_server.open_gate()
+    stats = run_download(LocalEngine(), str(run), replace(config, retry_failed=True))  # resumes, then retries
+    assert stats["rejected"] == {"http_error": 1, "opted_out": 1, "not_image": 1}
+    assert {pq.read_schema(f).metadata[b"curate.schema"] for f in folder.glob("*.parquet")} == {b"samples.v2"}
+    assert "source" not in fs.read_table(str(folder), schema="samples").column_names

@@ -15,7 +15,7 @@ from curate import schemas
 from curate.cli import main as cli_main
 from curate.errors import CurateError
 from curate.select.policy import policy_names
-from curate.select.run import SelectConfig, run_select, u8u8_to_uids, uids_to_u8u8
+from curate.select.run import SelectConfig, pool_table, run_select, u8u8_to_uids, uids_to_u8u8
 
 from .conftest import make_pool
 
@@ -89,6 +89,40 @@ def test_legacy_flags_and_image_policy_file(tmp_path):
     assert stats["rejected"].get("not_near_reference_cluster", 0) + stats["kept"] > 0
     with pytest.raises(CurateError, match="no policy"):
         SelectConfig(policy="missing").resolve_policy()
+
+
+def _with_samples_version(root, version: int):
+    """make_run's run, its `source` where a download writes it: in samples.v3, or nowhere (samples.v2)."""
+    pool, _ = make_run(root)
+    scores = root / "score" / "scores" / "00000.parquet"
+    pq.write_table(pq.read_table(scores).drop_columns(["source"]), scores)
+    path = root / "download" / "samples" / "00000.parquet"
+    samples = pq.read_table(path)
+    for name in ("input_width", "input_height", "input_sha256", "similarity"):
+        samples = samples.append_column(name, pa.nulls(samples.num_rows, schemas.load("samples", 2).field(name).type))
+    if version >= 3:
+        samples = samples.append_column("source", pool.column("source"))
+    pq.write_table(schemas.conform(samples, "samples", version), path)
+    return pool
+
+
+def test_pool_takes_source_from_samples_v3_and_a_v2_run_has_none(tmp_path):
+    mix = tmp_path / "mix.yaml"
+    mix.write_text("name: mix\nsteps:\n  - {step: mix, shares: {a: 0.8, b: 0.2}}\n")
+    pool = _with_samples_version(tmp_path / "v3", 3)
+    table = pool_table(str(tmp_path / "v3"))
+    source = dict(zip(pool.column("uid").to_pylist(), pool.column("source").to_pylist(), strict=True))
+    assert table.column("source").to_pylist() == [source[u] for u in table.column("uid").to_pylist()]
+    run_select(str(tmp_path / "v3"), SelectConfig(policy=str(mix)))
+    kept = pq.read_table(tmp_path / "v3" / "select" / "decisions.parquet").filter(pc.field("kept"))
+    weights = np.array(kept.column("weight").to_pylist())
+    b = np.array([source[u] == "b" for u in kept.column("uid").to_pylist()])
+    assert weights[b].sum() / weights.sum() == pytest.approx(0.2)
+
+    _with_samples_version(tmp_path / "v2", 2)
+    assert "source" not in pool_table(str(tmp_path / "v2")).column_names
+    with pytest.raises(CurateError, match="no such column.*--source-col"):
+        run_select(str(tmp_path / "v2"), SelectConfig(policy=str(mix)))
 
 
 def test_u8u8_vectorised_matches_datacomp_arithmetic():
