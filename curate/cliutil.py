@@ -47,6 +47,29 @@ def fraction(text: str) -> float:
     return value
 
 
+def spark_conf(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().startswith("spark."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with a spark.* key")
+    return key.strip(), value.strip()
+
+
+def add_spark_options(p: argparse.ArgumentParser) -> None:
+    """--master and --spark-conf, for the stages that run on Spark (a session we create; under
+    spark-submit the session it gives wins, with the --conf given there)."""
+    p.add_argument("--master", default="local[2]", help="Spark master for a session we create (default local[2])")
+    p.add_argument("--spark-conf", type=spark_conf, action="append", default=[], metavar="KEY=VALUE",
+                   help="Spark setting for a session we create, repeatable; e.g. spark.driver.memory=16g and "
+                        "spark.driver.maxResultSize=0 for pools of tens of millions of rows on one machine")
+
+
+def spark_engine(args: argparse.Namespace):
+    """The SparkEngine the flags of add_spark_options describe."""
+    from curate.engines.spark import SparkEngine
+
+    return SparkEngine(master=args.master, conf=dict(args.spark_conf))
+
+
 def report(stats: dict) -> None:
     """Print a stage's stats as one JSON line on stdout."""
     print(json.dumps(stats, sort_keys=True))

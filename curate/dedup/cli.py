@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.cliutil import add_stage, report
+from curate.cliutil import add_spark_options, add_stage, report, spark_engine
 from curate.errors import CurateError
 
 
@@ -29,8 +29,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         from curate.engines.local import LocalEngine as Engine
         engine = Engine()
     else:
-        from curate.engines.spark import SparkEngine
-        engine = SparkEngine(master=args.master)
+        engine = spark_engine(args)
     with engine:
         report(run_dedup(engine, args.run, config))
     return 0
@@ -58,4 +57,4 @@ def add_parser(sub) -> None:
     p.add_argument("--placeholder-min-urls", type=int, default=5, metavar="K",
                    help="a hash shared by K distinct canonical URLs is a placeholder image (default 5; 0 = off)")
     p.add_argument("--engine", choices=("spark", "local"), default="spark", help="where to run (default spark)")
-    p.add_argument("--master", default="local[2]", help="Spark master for a session we create")
+    add_spark_options(p)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from curate.cliutil import add_stage, non_negative_int, positive_float, positive_int, report
+from curate.cliutil import (
+    add_spark_options,
+    add_stage,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    report,
+    spark_engine,
+)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -38,9 +46,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
         engine = RayEngine(address=args.ray_address, num_cpus=None if args.ray_address else args.num_cpus)
     else:
-        from curate.engines.spark import SparkEngine
-
-        engine = SparkEngine(master=args.master)
+        engine = spark_engine(args)
     with engine:
         report(run_download(engine, args.run, config))
     return 0
@@ -89,6 +95,6 @@ def add_parser(sub) -> None:
     p.add_argument("--user-agent-token", default=None,
                    help="token added to img2dataset's user agent and matched in X-Robots-Tag")
     p.add_argument("--engine", choices=("spark", "ray"), default="spark", help="where shards run (default: spark)")
-    p.add_argument("--master", default="local[2]", help="Spark master for a session we create")
+    add_spark_options(p)
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     p.add_argument("--num-cpus", type=positive_int, default=2, help="CPUs of a local Ray (default: 2)")

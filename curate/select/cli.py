@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.cliutil import add_stage, fraction, report
+from curate.cliutil import add_spark_options, add_stage, fraction, report, spark_engine
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -14,7 +14,11 @@ def cmd_select(args: argparse.Namespace) -> int:
                           clip_fraction=None if args.clip_threshold is not None else args.clip_fraction,
                           clip_threshold=args.clip_threshold, policy=args.policy,
                           target_size=args.target_size, engine=args.engine)
-    report(run_select(args.run, config))
+    if args.engine == "spark":
+        with spark_engine(args) as engine:
+            report(run_select(args.run, config, engine))
+    else:
+        report(run_select(args.run, config))
     return 0
 
 
@@ -36,6 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--target-size", type=_size, default=None,
                    help="keep exactly N samples: the ranking step's cut is chosen to meet it")
     p.add_argument("--engine", choices=("local", "spark"), default="local", help="where to run (default local)")
+    add_spark_options(p)
     p.add_argument("--clip-fraction", type=fraction, default=0.3, help="keep the top fraction (default 0.3)")
     p.add_argument("--clip-threshold", type=float, default=None, help="keep similarity >= this instead")
     p.add_argument("--no-basic-filter", action="store_true", help="skip DataComp's basic filter")

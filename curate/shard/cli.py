@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.cliutil import add_stage, positive_int, report
+from curate.cliutil import add_spark_options, add_stage, positive_int, report, spark_engine
 
 
 def _count(text: str) -> int:
@@ -36,9 +36,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
                          repetition=args.repetition, uids=args.uids, source_shards=args.source_shards)
     config.check()  # a bad combination is a one-line error before any engine starts
     if args.engine == "spark":
-        from curate.engines.spark import SparkEngine
-
-        with SparkEngine(master=args.master) as engine:
+        with spark_engine(args) as engine:
             report(run_shard(args.run, config, engine))
     elif args.engine == "ray":
         from curate.engines.ray import RayEngine
@@ -74,4 +72,4 @@ def add_parser(sub) -> None:
                    help="img2dataset/DataComp shards (NNNNN.tar + NNNNN.parquet) instead of RUN/download/shards")
     p.add_argument("--engine", choices=("local", "spark", "ray"), default="local",
                    help="where the shard writers run (default: in this process)")
-    p.add_argument("--master", default="local[2]", help="Spark master for --engine spark")
+    add_spark_options(p)

@@ -33,6 +33,8 @@ def test_every_command_has_help(cmd, capsys):
     (["select", "RUN", "--clip-fraction", "1.5"], "not in (0, 1]"),
     (["shard", "RUN", "--samples-per-shard", "-3"], "must be positive"),
     (["bogus"], "invalid choice"),
+    (["dedup", "RUN", "--spark-conf", "driver.memory=4g"], "with a spark.* key"),
+    (["shard", "RUN", "--spark-conf", "spark.driver.memory"], "is not KEY=VALUE"),
 ])
 def test_bad_arguments_exit_2_with_a_message(argv, needle, capsys):
     with pytest.raises(SystemExit) as info:
@@ -59,3 +61,15 @@ def test_missing_inputs_are_one_line_errors(tmp_path, argv, needle):
 
 def test_parser_builds_without_side_effects():
     assert build_parser().prog == "curate"
+
+
+@pytest.mark.parametrize("cmd", ["download", "dedup", "select", "shard"])
+def test_spark_conf_reaches_the_session_we_create(cmd):
+    from curate.cliutil import spark_engine
+
+    extra = ["--input", "urls.parquet"] if cmd == "download" else []
+    args = build_parser().parse_args([cmd, "RUN", *extra, "--master", "local[1]", "--spark-conf",
+                                      "spark.driver.memory=3g", "--spark-conf", "spark.driver.maxResultSize=0"])
+    engine = spark_engine(args)  # not entered: no JVM starts
+    assert engine.master == "local[1]"
+    assert engine.conf["spark.driver.memory"] == "3g" and engine.conf["spark.driver.maxResultSize"] == "0"
