@@ -190,7 +190,9 @@ def main(argv: list[str]) -> None:
     notes = []
     print("\n".join(lines), flush=True)
     rng = np.random.default_rng(7)
-    with SparkEngine(conf={"spark.driver.memory": "4g"}) as spark:
+    # decide() brings the decisions table to the driver (Arrow): at 10M rows that is more than Spark's
+    # default 1 GiB result cap, so the driver gets the memory and the cap is lifted
+    with SparkEngine(conf={"spark.driver.memory": "8g", "spark.driver.maxResultSize": "0"}) as spark:
         ours(spark, synthetic_hashes(1000, d), d)  # warm the JVM and the Python workers
         for n in args.sizes:
             h = synthetic_hashes(n, d)
