@@ -14,7 +14,9 @@ def cmd_select(args: argparse.Namespace) -> int:
                           clip_fraction=None if args.clip_threshold is not None else args.clip_fraction,
                           clip_threshold=args.clip_threshold, policy=args.policy,
                           target_size=args.target_size, engine=args.engine)
-    if args.engine == "spark":
+    from curate.io.stagedir import StageDir
+
+    if args.engine == "spark" and not StageDir(args.run, "select").done():  # a finished one needs no JVM
         with spark_engine(args) as engine:
             report(run_select(args.run, config, engine))
     else:

@@ -133,3 +133,14 @@ def test_u8u8_vectorised_matches_datacomp_arithmetic():
     assert [tuple(map(int, x)) for x in arr.tolist()] == expect
     with pytest.raises(CurateError, match="32 hex"):
         uids_to_u8u8(["xyz"])
+
+
+def test_a_finished_select_on_spark_is_a_no_op_without_a_session(tmp_path, capsys):
+    """Rerunning a finished select with --engine spark reports its stats and starts no JVM: the master
+    named here does not exist, so starting a session would fail."""
+    make_run(tmp_path)
+    first = run_select(str(tmp_path), SelectConfig(policy="dfn"))
+    capsys.readouterr()
+    assert cli_main(["select", str(tmp_path), "--policy", "dfn", "--engine", "spark",
+                     "--master", "spark://127.0.0.1:1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == json.loads(json.dumps(first))
