@@ -36,7 +36,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from curate.demo.shapes import COLORS, SHAPES, Scene, english_caption, other_scene, random_scene, render
-from curate.models.clip import ClipScorer, ClipSpec
+from curate.models.clip import ClipScorer
+from curate.models.spec import ClipSpec
 
 logger = logging.getLogger("train_tiny_clip")
 
@@ -233,7 +234,7 @@ A ~{size / 1e6:.1f} MB open_clip model trained from scratch on the synthetic col
 works offline; it knows 5 shapes and 8 colours in English and nothing else (non-English captions and
 real photos get meaningless scores).
 
-Load it with `curate.models.clip.ClipSpec.parse("tiny")` (or `--model tiny`), or with plain open_clip in
+Load it with `curate.models.spec.ClipSpec.parse("tiny")` (or `--model tiny`), or with plain open_clip in
 any process, no config registration needed:
 
 ```python

@@ -29,7 +29,7 @@ import torch
 
 from curate.errors import CurateError
 from curate.io.package import package_path
-from curate.models.clip import file_sha256, read_state_dict
+from curate.models.spec import file_sha256, read_state_dict
 
 INPUTS = ("image", "text", "both")
 ACTIVATIONS = ("sigmoid", "none")

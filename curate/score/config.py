@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from curate.errors import CurateError
-from curate.models.clip import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, TINY, ClipSpec
 from curate.models.langid import BUNDLED
+from curate.models.spec import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, TINY, ClipSpec
 
 ALIAS_RE = re.compile(r"^([a-z0-9_]+)=(.+)$")
 DEVICES = ("cpu", "cuda")

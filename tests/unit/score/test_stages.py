@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from curate.models.clip import TINY_CLIP_DIR
+from curate.models.spec import TINY_CLIP_DIR
 from curate.score.config import ClipConfig
 from curate.score.run import plan, read_shard
 from curate.score.stages import ClipStage, DecodeConfig, DecodeStage, LangIdConfig, LangIdStage
