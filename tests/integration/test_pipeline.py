@@ -75,7 +75,7 @@ def test_every_duplicate_group_keeps_exactly_one(run):
 
 
 def test_safety_eval_and_placeholder_rows_are_rejected_as_planted(run):
-    from curate.demo.pool import EXPECTED_DEDUP
+    from curate.demo.defects import EXPECTED_DEDUP
 
     labels = _labels(run)
     dedup = pq.read_table(run / "dedup" / "decisions.parquet").to_pandas().set_index("uid")

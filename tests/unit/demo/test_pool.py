@@ -19,7 +19,8 @@ from PIL import Image
 
 from curate.demo import content
 from curate.demo import pool as pool_mod
-from curate.demo.pool import DEFECTS, EXPECTED_STATUS, STATUSES, PoolConfig, generate_pool, read_summary
+from curate.demo.defects import COPY_DEFECTS, DEFECTS, EXPECTED_STATUS, MIN_PLACEHOLDERS, STATUSES, PoolConfig
+from curate.demo.pool import generate_pool, read_summary
 from curate.demo.shapes import COLORS, FOREIGN_LANGUAGES, SHAPES, Scene, foreign_caption
 
 BASE = "http://127.0.0.1:8765"
@@ -124,7 +125,7 @@ def test_counts_match_summary_and_every_defect_is_present(seeded_pool, labels):
 def test_groups_have_one_clean_original_and_dedup_leaves_one(seeded_pool, labels):
     groups: dict[str, list[dict]] = {}
     for r in labels:
-        if r["defect"] in pool_mod.COPY_DEFECTS:
+        if r["defect"] in COPY_DEFECTS:
             assert r["group"] is not None
         elif r["group"] is not None:
             assert r["defect"] == "clean"
@@ -345,7 +346,7 @@ def test_near_duplicates_are_close_in_phash_and_unrelated_images_are_not(seeded_
 
 def test_placeholders_share_one_picture_at_distinct_urls(seeded_pool, labels):
     rows = [r for r in labels if r["defect"] == "placeholder"]
-    assert len(rows) >= pool_mod.MIN_PLACEHOLDERS and len({canonical(r["url"]) for r in rows}) == len(rows)
+    assert len(rows) >= MIN_PLACEHOLDERS and len({canonical(r["url"]) for r in rows}) == len(rows)
     assert {served_file(seeded_pool, r["url"]).read_bytes() for r in rows} == {content.placeholder()}
 
 
