@@ -41,6 +41,13 @@ def load(name: str, version: int = 1) -> pa.Schema:
     return pa.schema(fields, metadata={"curate.schema": f"{name}.v{version}"})
 
 
+def version_of(schema: pa.Schema, name: str) -> int | None:
+    """The version of table `name` that `schema` was written as (its metadata tag from `load`), or None."""
+    tag = (schema.metadata or {}).get(b"curate.schema", b"").decode()
+    found = re.fullmatch(rf"{re.escape(name)}\.v(\d+)", tag)
+    return int(found.group(1)) if found else None
+
+
 @cache
 def dynamic(name: str, version: int = 1) -> tuple[tuple[re.Pattern, pa.DataType], ...]:
     """The patterns of a schema's config-dependent columns (a `dynamic` list in its JSON), with their types.

@@ -4,8 +4,8 @@ a configurable User-Agent, and retries with bounded backoff for transient failur
 img2dataset reads each body whole with `r.read()` under a per-socket timeout only. The handlers here sit
 in the urllib opener installed while a worker downloads a shard (guard.installed): the first request of
 a fetch starts a monotonic deadline (kept per thread, since each download thread does one fetch at a
-time, and carried across redirect hops); every connect and every read is bounded by what is left of it; the body is read
-in pieces and refused once it passes the cap.
+time, and carried across redirect hops); every connect and every read is bounded by what is left of it;
+the body is read in pieces and refused once it passes the cap.
 """
 
 from __future__ import annotations

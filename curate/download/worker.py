@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import tarfile
 from collections import Counter
 from dataclasses import dataclass
@@ -87,9 +86,7 @@ def samples_version(layout: Layout) -> int:
     ffs, p = fs.url_to_fs(layout.samples_dir)
     if not ffs.isdir(p) or not any(f.endswith(".parquet") for f in ffs.ls(p, detail=False)):
         return SAMPLES_VERSION
-    tag = (fs.read_schema(layout.samples_dir).metadata or {}).get(b"curate.schema", b"")
-    found = re.fullmatch(rb"samples\.v(\d+)", tag)
-    return int(found.group(1)) if found else SAMPLES_VERSION
+    return schemas.version_of(fs.read_schema(layout.samples_dir), "samples") or SAMPLES_VERSION
 
 
 def _read_tar(path: str) -> dict[str, bytes]:

@@ -94,8 +94,9 @@ def pool_table(run_dir: str, needed: set[str] | None = None) -> pa.Table:
     keep = [c for c in scores.column_names if c not in ("shard", "key", "status", "error")]
     optional = [c for c in OPTIONAL_SAMPLE_COLUMNS if c in samples.column_names and c not in keep]
     table = scores.select(keep).join(samples.select(["uid", *SAMPLE_COLUMNS, *optional]), "uid")
-    if needed and "source" in needed and "source" not in table.column_names:
-        raise CurateError("select: the policy groups by `source`, and this run's download/samples has no such "
+    missing = [c for c in OPTIONAL_SAMPLE_COLUMNS if needed and c in needed and c not in table.column_names]
+    if missing:
+        raise CurateError(f"select: the policy reads {missing[0]!r}, and this run's download/samples has no such "
                           "column; download an input with a `source` column (or name it with --source-col)")
     if needed and "image_embedding" in needed:
         emb = fs.read_table(fs.join(run_dir, "score", "embeddings"), columns=["uid", "image_embedding"])

@@ -62,3 +62,10 @@ def test_a_samples_v3_table_reads_as_v1_and_v2():
     for version in (1, 2, 3):
         assert schemas.check(t, "samples", version) is t
     assert "source" not in schemas.conform(t, "samples", 2).column_names
+
+
+def test_version_of_reads_the_tag_load_writes():
+    assert schemas.version_of(schemas.load("samples", 2), "samples") == 2
+    assert schemas.version_of(schemas.load("samples", 3), "samples") == 3
+    assert schemas.version_of(schemas.load("urls", 2), "samples") is None  # another table's tag
+    assert schemas.version_of(pa.schema([("uid", pa.string())]), "samples") is None  # no tag at all
