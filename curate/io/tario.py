@@ -28,15 +28,19 @@ def read_member(fh: BinaryIO, offset: int, size: int) -> bytes:
 
 
 class DeterministicTarWriter:
-    """USTAR members with fixed owner, mode and mtime: the same samples give the same bytes."""
+    """USTAR members with fixed owner, mode and mtime: the same samples give the same bytes. `members`
+    lists (name, data offset, size) of what was written, for the archive's index (`tarindex`)."""
 
     def __init__(self, fh: BinaryIO) -> None:
         self.tar = tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT)
+        self.members: list[tuple[str, int, int]] = []
 
     def add(self, name: str, data: bytes) -> None:
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = len(data), 0, 0o444
         self.tar.addfile(info, io.BytesIO(data))
+        padded = info.size + (-info.size % tarfile.BLOCKSIZE)
+        self.members.append((name, self.tar.offset - padded, info.size))  # the data ends the member
 
     def close(self) -> None:
         self.tar.close()

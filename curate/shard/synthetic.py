@@ -12,7 +12,7 @@ import pyarrow as pa
 from PIL import Image
 
 from curate import schemas
-from curate.io import fs
+from curate.io import fs, tarindex
 from curate.io.stagedir import StageDir
 from curate.io.tario import DeterministicTarWriter
 from curate.select.run import uids_to_u8u8
@@ -75,6 +75,7 @@ def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> list[str]:
                 w.add(f"{key}.json", json.dumps({"uid": uid, "caption": caption}).encode())
                 w.add(f"{key}.txt", caption.encode())
             w.close()
+        tarindex.write_index(fs.join(run_dir, "download", "shards", shard), w.members)  # as the download does
     fs.write_table(pa.Table.from_pylist(samples), fs.join(run_dir, "download", "samples", "00000.parquet"),
                    schema="samples")
     score_schema = schemas.load("scores").append(pa.field("clip_probe", pa.float32()))  # a dynamic score column

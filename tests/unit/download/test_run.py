@@ -10,6 +10,8 @@ import pytest
 
 from curate.download.config import DownloadConfig
 from curate.download.run import run_download
+from curate.io.tarindex import parse_index
+from curate.io.tario import index
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -33,6 +35,8 @@ def test_download_resumes_into_identical_bytes(spark_engine, small_pool, tmp_pat
     assert stats["rows_in"] == len(labels) == len(samples)
     got = samples.status.reindex(labels.index)
     assert (got == labels.expected_status).all(), labels[got != labels.expected_status].defect.value_counts()
+    for tar in (tmp_path / "download" / "shards").glob("*.tar"):  # each tar's DALI index lists its members
+        assert parse_index(tar.with_suffix(".idx").read_bytes()) == index(str(tar))
     before = _digest(tmp_path / "download")
     # kill after shard 1 was written but before the stage finished: marker and one shard gone
     (tmp_path / "download" / "_SUCCESS").unlink()
