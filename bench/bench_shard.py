@@ -1,10 +1,11 @@
 """Resharding throughput next to a plain copy of the same bytes.
 
-    python -m bench shard [-- --n 3000 --px 256 --spark]
+    python -m bench shard [-- --n 12000 --px 256 --spark]
 
-Builds a synthetic finished run (noise JPEGs, so they do not compress: about 60 kB each at 256 px) in a
-temporary folder, copies its download tars with `cp -r` (the floor any resharder is held to), then times
-`run_shard` in-process (one pass, and a materialised two-pass plan) and, with --spark, under a local[2]
+Builds a synthetic finished run (noise JPEGs, so they do not compress: about 60 kB each at 256 px; tars
+with their `.idx`, as the download writes them) in a temporary folder, copies its download tars with
+`cp` (the floor any resharder is held to), then times `run_shard` in-process (one thread per core and
+one thread; one pass, and materialised and streamed two-pass plans) and, with --spark, under a local[2]
 Spark session started beforehand. MB/s = bytes of tar files written / wall seconds of the whole stage
 (reading the tables, indexing the sources, writing tars, manifest and stats).
 """
@@ -19,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from curate.shard.run import ShardConfig, run_shard
+from curate.engines.local import LocalEngine
+from curate.shard.run import ShardConfig, default_threads, run_shard
 from curate.shard.synthetic import SyntheticRun, make_run
 
 
@@ -40,21 +42,24 @@ def _timed_shard(run: Path, cfg: ShardConfig, repeat: int, engine=None) -> tuple
 
 
 def _timed_cp(src: Path, tmp: Path, repeat: int) -> float:
+    """`cp` of the source tars (not their .idx files): the same bytes a one-pass reshard writes."""
+    tars = [str(p) for p in sorted(src.glob("*.tar"))]
     best = float("inf")
     for _ in range(repeat):
         shutil.rmtree(tmp / "copy", ignore_errors=True)
+        (tmp / "copy").mkdir()
         t0 = time.perf_counter()
-        subprocess.run(["cp", "-r", str(src), str(tmp / "copy")], check=True)
+        subprocess.run(["cp", *tars, str(tmp / "copy")], check=True)
         best = min(best, time.perf_counter() - t0)
     return best
 
 
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="bench shard")
-    ap.add_argument("--n", type=int, default=3000, help="samples in the synthetic run")
+    ap.add_argument("--n", type=int, default=12000, help="samples in the synthetic run (12,000: 746 MB of tars)")
     ap.add_argument("--px", type=int, default=256, help="image side in pixels")
     ap.add_argument("--spark", action="store_true", help="also time the Spark engine (local[2])")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is reported")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per measurement; the best is reported")
     args = ap.parse_args(argv)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="bench_shard.") as tmp:
@@ -71,12 +76,16 @@ def main(argv: list[str]) -> None:
         run_shard(str(run), cfg)  # first use: imports and caches, not timed
         cp_s = _timed_cp(src, Path(tmp), args.repeat)
         cp_rate = nbytes / cp_s / 1e6
-        rows.append(("cp -r download/shards", cp_s, nbytes, cp_rate))
-        for label, c in (("reshard in-process, 1 pass", cfg),
-                         ("reshard in-process, materialised 2 passes", ShardConfig(samples_per_shard=1000, passes=2)),
-                         ("reshard in-process, streamed 2 passes", ShardConfig(samples_per_shard=1000, passes=2,
-                                                                               repetition="streamed"))):
-            s, b = _timed_shard(run, c, args.repeat)
+        rows.append(("cp download/shards/*.tar", cp_s, nbytes, cp_rate))
+        threads = default_threads()
+        for label, c, engine in (
+                (f"reshard in-process ({threads} threads), 1 pass", cfg, None),
+                ("reshard in-process (1 thread), 1 pass", cfg, LocalEngine(threads=1)),
+                (f"reshard in-process ({threads} threads), materialised 2 passes",
+                 ShardConfig(samples_per_shard=1000, passes=2), None),
+                (f"reshard in-process ({threads} threads), streamed 2 passes",
+                 ShardConfig(samples_per_shard=1000, passes=2, repetition="streamed"), None)):
+            s, b = _timed_shard(run, c, args.repeat, engine)
             rows.append((label, s, b, b / s / 1e6))
         if args.spark:
             from curate.engines.spark import SparkEngine

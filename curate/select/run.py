@@ -81,7 +81,11 @@ def uids_to_u8u8(uids) -> np.ndarray:
 
 
 def u8u8_to_uids(arr: np.ndarray) -> list[str]:
-    return [f"{int(hi):016x}{int(lo):016x}" for hi, lo in arr.tolist()]
+    """The 32-hex-digit uids of a DataComp array, in its order (one hex pass over the big-endian bytes)."""
+    pairs = np.empty((len(arr), 2), dtype=">u8")
+    pairs[:, 0], pairs[:, 1] = arr["f0"], arr["f1"]
+    text = pairs.tobytes().hex()
+    return [text[i:i + 32] for i in range(0, len(text), 32)]
 
 
 def pool_table(run_dir: str, needed: set[str] | None = None) -> pa.Table:

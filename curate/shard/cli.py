@@ -29,25 +29,29 @@ def _passes(text: str) -> float:
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
-    from curate.shard.run import ShardConfig, run_shard
+    from curate.errors import CurateError
+    from curate.shard.run import ShardConfig, default_threads, run_shard
 
     config = ShardConfig(samples_per_shard=args.samples_per_shard, max_shard_bytes=args.max_shard_bytes,
                          seed=args.seed, samples_seen=args.samples_seen, passes=args.passes,
                          repetition=args.repetition, uids=args.uids, source_shards=args.source_shards)
     config.check()  # a bad combination is a one-line error before any engine starts
+    if args.threads is not None and args.engine != "local":
+        raise CurateError("shard: --threads is for --engine local; Spark and Ray size their own workers")
     if args.engine == "spark":
         with spark_engine(args) as engine:
             report(run_shard(args.run, config, engine))
     elif args.engine == "ray":
         from curate.engines.ray import RayEngine
-        from curate.errors import CurateError
 
         if not hasattr(RayEngine, "run_tasks"):
             raise CurateError("shard: this RayEngine has no run_tasks yet; use --engine spark or local")
         with RayEngine() as engine:
             report(run_shard(args.run, config, engine))
     else:
-        report(run_shard(args.run, config))
+        from curate.engines.local import LocalEngine
+
+        report(run_shard(args.run, config, LocalEngine(threads=args.threads or default_threads())))
     return 0
 
 
@@ -72,4 +76,6 @@ def add_parser(sub) -> None:
                    help="img2dataset/DataComp shards (NNNNN.tar + NNNNN.parquet) instead of RUN/download/shards")
     p.add_argument("--engine", choices=("local", "spark", "ray"), default="local",
                    help="where the shard writers run (default: in this process)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="shard writers for --engine local (default: one per core, at most 16)")
     add_spark_options(p)

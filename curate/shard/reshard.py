@@ -1,7 +1,9 @@
-"""Resharding work units that any engine can run: index a source tar, write one output tar.
+"""Resharding work units that any engine can run: catalog a source tar, write one output tar.
 
 Both are plain picklable values and module-level functions (Spark tasks, Ray tasks or in-process): the
-bytes of an output shard depend only on its job, so every engine writes the same bytes.
+bytes of an output shard depend only on its job, so every engine writes the same bytes. A job holds its
+samples column-wise (numpy arrays, one row per sample or per file), so a shard of 10,000 samples is a
+few arrays to build, pickle and hash rather than 10,000 Python tuples.
 """
 
 from __future__ import annotations
@@ -9,11 +11,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
 
 from curate.io import fs
 from curate.io.tario import read_member
-from curate.shard.tarfast import copy_tar_local, local_path, scan, write_tar
+from curate.shard.catalog import catalog
+from curate.shard.gather import copy_tar_local
+from curate.shard.tarfast import BLOCK, local_path, write_tar
 
 log = logging.getLogger(__name__)
 
@@ -30,40 +38,91 @@ class Source:
         return fs.join(self.folder, self.shard)
 
 
-def index_source(source: Source) -> tuple[Source, dict[str, Members]]:
-    """key -> the sample's files in one source tar (one task per source shard)."""
-    return source, {k: tuple(sorted((ext, off, size) for ext, (off, size) in files.items()))
-                    for k, files in scan(source.path).items()}
+def index_source(source: Source) -> tuple[Source, pa.Table]:
+    """The catalog of one source tar (one task per source shard)."""
+    return source, catalog(source.path)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ShardJob:
-    """One output shard: its file names and, in order, (new key, source tar path, files) per sample."""
+    """One output shard: its file names and its samples, in order, column-wise."""
 
     tar: str
     stats: str
     name: str
-    entries: tuple[tuple[str, str, Members], ...]
+    keys: tuple[str, ...]  # per sample: its key in the output
+    sources: tuple[str, ...]  # the source tars it reads
+    src: np.ndarray  # per sample: index into `sources`
+    count: np.ndarray  # per sample: its number of files
+    exts: tuple[str, ...]  # per file (samples in order, each sample's files by extension)
+    offsets: np.ndarray  # per file: its data offset in the source tar
+    sizes: np.ndarray  # per file
+    lo: np.ndarray  # per sample: start of the byte range holding all its files, -1 when they lie apart
+    hi: np.ndarray  # per sample: end of that range
     info: tuple[tuple[str, int], ...] = ()  # extra integers for the shard's _stats.json
+
+    @classmethod
+    def of(cls, tar: str, stats: str, name: str, entries: list[tuple[str, str, Members]],
+           info: tuple[tuple[str, int], ...] = ()) -> ShardJob:
+        """A job from (new key, source tar path, files) rows, files sorted by extension."""
+        sources = tuple(sorted({src for _, src, _ in entries}))
+        at = {s: i for i, s in enumerate(sources)}
+        files = [f for _, _, members in entries for f in members]
+        lo, hi = [], []
+        for _, _, members in entries:
+            a, b = min(m[1] for m in members), max(m[1] + m[2] for m in members)
+            lo.append(a if b - a <= sum(m[2] for m in members) + 2 * BLOCK * len(members) else -1)
+            hi.append(b)
+        return cls(tar, stats, name, tuple(k for k, _, _ in entries), sources,
+                   np.array([at[s] for _, s, _ in entries], np.int32),
+                   np.array([len(m) for _, _, m in entries], np.int32), tuple(f[0] for f in files),
+                   np.array([f[1] for f in files], np.int64), np.array([f[2] for f in files], np.int64),
+                   np.array(lo, np.int64), np.array(hi, np.int64), info)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.sizes.sum())
+
+    def rows(self) -> Iterator[tuple[str, str, Members, tuple[int, int] | None]]:
+        """(key, source tar path, files, byte range or None) per sample."""
+        offs, sizes, f = self.offsets.tolist(), self.sizes.tolist(), 0
+        for key, s, c, a, b in zip(self.keys, self.src.tolist(), self.count.tolist(), self.lo.tolist(),
+                                   self.hi.tolist(), strict=True):
+            yield (key, self.sources[s], tuple(zip(self.exts[f:f + c], offs[f:f + c], sizes[f:f + c], strict=True)),
+                   (a, b) if a >= 0 else None)
+            f += c
+
+    def digest(self) -> str:
+        """Keys, source tar names and every file's place; not the folders, so a moved or copied run gives
+        the same stats."""
+        h = hashlib.sha256()
+        for part in ("\n".join(self.keys), "\n".join(s.rsplit("/", 1)[-1] for s in self.sources),
+                     "\n".join(self.exts)):
+            h.update(part.encode())
+            h.update(b"\0")
+        for arr in (self.src, self.count, self.offsets, self.sizes):
+            h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
 
 
 def write_shard(job: ShardJob) -> dict:
     """Write the tar (temporary name, then rename) and then its `_stats.json`; skip the work when both
-    exist from the same job (its fingerprint covers every key, source tar name and byte range)."""
-    # keys, source tar names and byte ranges; not the folders, so a moved or copied run gives the same stats
-    fingerprint = hashlib.sha256(repr([(k, src.rsplit("/", 1)[-1], m) for k, src, m in job.entries])
-                                 .encode()).hexdigest()[:16]
+    exist from the same job (same fingerprint)."""
+    fingerprint = job.digest()
     if fs.exists(job.stats) and fs.exists(job.tar):
         done = fs.read_json(job.stats)
         if done.get("fingerprint") == fingerprint and done.get("tar_bytes") == _size(job.tar):
             return done
-    total = sum(size for _, _, members in job.entries for _, _, size in members)
+    total = job.nbytes
     if not _copy_local(job):
         _write_through_python(job)
-    stats = {"shard": job.name, "samples": len(job.entries), "bytes": total, "tar_bytes": _size(job.tar),
+    stats = {"shard": job.name, "samples": len(job), "bytes": total, "tar_bytes": _size(job.tar),
              "fingerprint": fingerprint, **dict(job.info)}
     fs.write_json(job.stats, stats)
-    log.info("shard: wrote %s (%d samples, %d bytes)", job.tar, len(job.entries), total)
+    log.info("shard: wrote %s (%d samples, %d bytes)", job.tar, len(job), total)
     return stats
 
 
@@ -73,37 +132,37 @@ def _size(path: str) -> int:
 
 
 def _copy_local(job: ShardJob) -> bool:
-    """Local files: file data moves in the kernel. False where that does not apply (nothing written)."""
+    """Local files: gathered by `gather.copy_tar_local`. False where that does not apply (nothing written)."""
     dest = local_path(job.tar)
-    srcs = {src: local_path(src) for src in {e[1] for e in job.entries}}
-    if dest is None or None in srcs.values():
+    srcs = [local_path(src) for src in job.sources]
+    if dest is None or None in srcs:
         return False
     fs.makedirs(job.tar.rpartition("/")[0])
-    return copy_tar_local(dest, [(k, srcs[s], m) for k, s, m in job.entries]) is not None
+    return copy_tar_local(dest, job, srcs) is not None
 
 
 def _write_through_python(job: ShardJob) -> None:
     """Any fsspec filesystem: read each sample's byte range, write the archive through Python."""
+    rows = list(job.rows())
     by_src: dict[str, list[int]] = defaultdict(list)
-    for i, (_, src, _) in enumerate(job.entries):
-        by_src[src].append(i)
-    blobs: list[list[memoryview]] = [[] for _ in job.entries]
-    for src in sorted(by_src):  # each source tar opened once, read in offset order, one read per sample
-        spans = sorted((_span(job.entries[i][2]), i) for i in set(by_src[src]))
+    for i, row in enumerate(rows):
+        by_src[row[1]].append(i)
+    blobs: list[list[memoryview]] = [[] for _ in rows]
+    for src in sorted(by_src):  # each source tar opened once, read in offset order
         sfs, p = fs.url_to_fs(src)
         with sfs.open(p, "rb") as fh:
-            for (start, end), i in spans:
+            for i in sorted(by_src[src], key=lambda i: rows[i][2][0][1]):
+                _, _, members, span = rows[i]
+                if span is None:
+                    blobs[i] = [memoryview(read_member(fh, off, size)) for _, off, size in members]
+                    continue
+                start, end = span
                 buf = memoryview(read_member(fh, start, end - start))
-                blobs[i] = [buf[off - start:off - start + size] for _, off, size in job.entries[i][2]]
-    files = [(f"{key}.{ext}", blob) for (key, _, members), data in zip(job.entries, blobs, strict=True)
+                blobs[i] = [buf[off - start:off - start + size] for _, off, size in members]
+    files = [(f"{key}.{ext}", blob) for (key, _, members, _), data in zip(rows, blobs, strict=True)
              for (ext, _, _), blob in zip(members, data, strict=True)]
     with fs.atomic_open(job.tar, "wb") as fh:
         write_tar(fh, files)
-
-
-def _span(members: Members) -> tuple[int, int]:
-    """The byte range holding all of a sample's files (tar members of one key are adjacent)."""
-    return min(off for _, off, _ in members), max(off + size for _, off, size in members)
 
 
 def split(sizes: list[int], max_samples: int, max_bytes: int) -> list[tuple[int, int]]:

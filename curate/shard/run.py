@@ -10,6 +10,8 @@ planned stream from the manifest. One pass (every count 1) is the default.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -22,13 +24,12 @@ from curate.errors import CurateError
 from curate.io import fs
 from curate.io.stagedir import StageDir
 from curate.shard import plan, sources
-from curate.shard.reshard import ShardJob, Source, index_source, split, write_shard
+from curate.shard.jobs import KEY_DIGITS, candidate_files, cut
+from curate.shard.reshard import ShardJob, write_shard
 
 log = logging.getLogger(__name__)
 
 NAME = "shard"
-DIGITS = 5
-KEY_DIGITS = 6
 MANIFEST_VERSION = 2
 MODES = ("materialised", "streamed")
 CONFIG_FILE = "_config.json"
@@ -55,9 +56,9 @@ class ShardConfig:
         plan.PlanRequest(self.samples_seen, self.passes).budget(0)
 
 
-def _key(out_id: int, i: int) -> str:
-    """Globally unique: the output shard id and the position in it."""
-    return f"{out_id:0{DIGITS}d}{i:0{KEY_DIGITS}d}"
+def default_threads() -> int:
+    """In-process writers: one thread per core (they spend their time in the kernel's file copies)."""
+    return max(1, min(16, os.cpu_count() or 1))
 
 
 def _fresh(sd: StageDir, config: ShardConfig) -> None:
@@ -73,22 +74,6 @@ def _fresh(sd: StageDir, config: ShardConfig) -> None:
     fs.write_json(path, wanted)
 
 
-def _members(engine: Engine, table: pa.Table) -> list[tuple[str, tuple]]:
-    """(source tar path, files) per candidate row, from one index task per source shard."""
-    folders, shards = table.column("source_dir").to_pylist(), table.column("source_shard").to_pylist()
-    srcs = sorted({Source(d, s) for d, s in zip(folders, shards, strict=True)}, key=lambda s: (s.folder, s.shard))
-    indexes = dict(engine.run_tasks(index_source, srcs))
-    out = []
-    for d, s, k, u in zip(folders, shards, table.column("source_key").to_pylist(), table.column("uid").to_pylist(),
-                          strict=True):
-        src = Source(d, s)
-        files = indexes[src].get(k)
-        if not files:
-            raise CurateError(f"shard: sample {u} (key {k}) is not in {src.path}")
-        out.append((src.path, files))
-    return out
-
-
 def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | None = None) -> dict:
     config = config or ShardConfig()
     config.check()
@@ -96,7 +81,7 @@ def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | 
     if finished is not None:
         return finished
     _fresh(sd, config)
-    engine = engine or LocalEngine()
+    engine = engine or LocalEngine(threads=default_threads())
     cand = sources.load(run_dir, config.uids, config.source_shards)
     table = cand.table
     uids = table.column("uid").to_pylist()
@@ -106,11 +91,14 @@ def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | 
     order, copy = plan.stream(uids, counts, config.seed)
     if config.repetition == "streamed":  # each planned sample once, in pass 0's order
         order, copy = order[copy == 0], copy[copy == 0]
-    jobs, shard_col, key_col = _jobs(sd, _members(engine, table), order, copy, config)
-    shard_stats = engine.run_tasks(write_shard, jobs)
-    manifest = _manifest(table, cand.score_columns, order, copy, counts, shard_col, key_col)
-    fs.write_table(manifest, sd.file("manifest.parquet"), schema=None)  # conformed to manifest.v2 above
-    fs.write_json(sd.file("sizes.json"), {s["shard"]: s["samples"] for s in shard_stats})
+    jobs, shard_col, key_col = cut(sd.file, candidate_files(engine, table), order, copy,
+                                   config.samples_per_shard, config.max_shard_bytes)
+    # the manifest and sizes.json depend only on the plan: written while the shards are (Arrow and parquet
+    # work releases the GIL); the completion marker still comes last
+    with ThreadPoolExecutor(1, thread_name_prefix="curate-manifest") as side:
+        tables = side.submit(_write_manifest, sd, cand, order, copy, counts, shard_col, key_col, jobs)
+        shard_stats = engine.run_tasks(write_shard, jobs)
+        tables.result()
     summary = {**plan.summary(counts, weights, budget), "seed": config.seed, "repetition": config.repetition,
                "samples_written": len(order), "manifest_schema": f"manifest.v{MANIFEST_VERSION}"}
     fs.write_json(sd.file("plan.json"), summary)
@@ -124,23 +112,11 @@ def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | 
     return result
 
 
-def _jobs(sd: StageDir, members: list[tuple[str, tuple]], order: np.ndarray, copy: np.ndarray,
-          config: ShardConfig) -> tuple[list[ShardJob], list[str], list[str]]:
-    """Cut the stream into output shards: one job each, and the shard name and key of every stream row."""
-    sizes = [sum(m[2] for m in files) for _, files in members]
-    bounds = split([sizes[i] for i in order], config.samples_per_shard, config.max_shard_bytes)
-    digits = max(DIGITS, len(str(len(bounds) - 1)))
-    jobs, shard_col, key_col = [], [], []
-    for out_id, (a, b) in enumerate(bounds):
-        stem = f"{out_id:0{digits}d}"
-        keys = [_key(out_id, i) for i in range(b - a)]
-        entries = tuple((k, *members[j]) for k, j in zip(keys, order[a:b].tolist(), strict=True))
-        info = (("unique_samples", len(set(order[a:b].tolist()))),
-                ("first_pass", int(copy[a]) if b > a else 0), ("last_pass", int(copy[b - 1]) if b > a else 0))
-        jobs.append(ShardJob(sd.file(f"{stem}.tar"), sd.file(f"{stem}_stats.json"), f"{stem}.tar", entries, info))
-        shard_col += [f"{stem}.tar"] * (b - a)
-        key_col += keys
-    return jobs, shard_col, key_col
+def _write_manifest(sd: StageDir, cand: sources.Candidates, order: np.ndarray, copy: np.ndarray,
+                    counts: np.ndarray, shard_col: list[str], key_col: list[str], jobs: list[ShardJob]) -> None:
+    manifest = _manifest(cand.table, cand.score_columns, order, copy, counts, shard_col, key_col)
+    fs.write_table(manifest, sd.file("manifest.parquet"), schema=None)  # conformed to manifest.v2 above
+    fs.write_json(sd.file("sizes.json"), {job.name: len(job) for job in jobs})
 
 
 def _manifest(table: pa.Table, dynamic: tuple[str, ...], order: np.ndarray, copy: np.ndarray,

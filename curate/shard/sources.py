@@ -96,7 +96,7 @@ def _external_samples(source: str) -> pa.Table:
     return table
 
 
-def _dedup(run_dir: str, required: bool) -> tuple[set[str], set[str], set[str] | None]:
+def _dedup(run_dir: str, required: bool) -> tuple[pa.Array, pa.Array, pa.Array | None]:
     """(safety-listed uids, other dedup rejects, every uid dedup decided on, or None without a decisions table)
     from dedup/decisions.parquet."""
     path = fs.join(run_dir, "dedup", "decisions.parquet")
@@ -104,55 +104,57 @@ def _dedup(run_dir: str, required: bool) -> tuple[set[str], set[str], set[str] |
         if required:
             raise CurateError(f"shard: {path} is missing; run `curate dedup` first")
         log.warning("shard: no %s: the safety hash lists cannot be applied to this selection", path)
-        return set(), set(), None
+        none = pa.array([], pa.string())
+        return none, none, None
     t = fs.read_table(path, columns=["uid", "reason"])
-    reason = t.column("reason").to_pylist()
-    uids = t.column("uid").to_pylist()
-    safety = {u for u, r in zip(uids, reason, strict=True) if r == SAFETY_REASON}
-    other = {u for u, r in zip(uids, reason, strict=True) if r is not None and r != SAFETY_REASON}
-    return safety, other, set(uids)
+    uids, reason = t.column("uid"), t.column("reason")
+    safety = pc.equal(reason, SAFETY_REASON)
+    other = pc.and_(pc.is_valid(reason), pc.invert(pc.fill_null(safety, False)))
+    return (uids.filter(pc.fill_null(safety, False)).combine_chunks(), uids.filter(other).combine_chunks(),
+            uids.combine_chunks())
 
 
-def _weights(run_dir: str, uids: list[str]) -> np.ndarray:
+def _weights(run_dir: str, uids: pa.Array) -> np.ndarray:
     """Select's per-sample repetition weight (decisions.weight of kept rows) if it wrote one, else 1.0."""
     path = fs.join(run_dir, "select", "decisions.parquet")
     if not fs.exists(path) or "weight" not in fs.read_schema(path).names:
         return np.ones(len(uids))
     t = fs.read_table(path, columns=["uid", "weight"])
-    by_uid = dict(zip(t.column("uid").to_pylist(), t.column("weight").to_pylist(), strict=True))
-    return np.array([1.0 if by_uid.get(u) is None else float(by_uid[u]) for u in uids])
+    at = pc.index_in(uids, value_set=t.column("uid").combine_chunks())  # null: select wrote no row for it
+    weight = pc.take(t.column("weight").combine_chunks(), at)
+    return pc.fill_null(weight.cast(pa.float64()), 1.0).to_numpy(zero_copy_only=False)
 
 
 def load(run_dir: str, uids_file: str | None = None, source_shards: str | None = None) -> Candidates:
     """The selected samples that may be written, joined with their bytes' location and scores."""
     own_selection = uids_file is None
-    uids, mult = read_uids(uids_file or fs.join(run_dir, "select", "uids.npy"))
+    uid_list, mult = read_uids(uids_file or fs.join(run_dir, "select", "uids.npy"))
+    uids = pa.array(uid_list, pa.string())
     weights = mult * (_weights(run_dir, uids) if own_selection else 1.0)
     if source_shards is None:
         samples, dynamic = _our_samples(run_dir)
     else:
         samples, dynamic = _external_samples(source_shards), ()
     safety, other, decided = _dedup(run_dir, required=source_shards is None)
-    # our own run: a uid must also be one dedup decided on (a survivor); external shards may hold others
-    dedup_uids = decided if source_shards is None else None
+    is_safety = pc.is_in(uids, value_set=safety).to_numpy(zero_copy_only=False)
+    not_survivor = pc.is_in(uids, value_set=other).to_numpy(zero_copy_only=False)
+    if source_shards is None and decided is not None:  # our own run: a uid must be one dedup decided on
+        not_survivor |= ~pc.is_in(uids, value_set=decided).to_numpy(zero_copy_only=False)
+    not_survivor &= ~is_safety
     refused: Counter = Counter()
-    keep = []
-    for i, u in enumerate(uids):
-        if u in safety:
-            refused[SAFETY_REASON] += 1
-        elif u in other or (dedup_uids is not None and u not in dedup_uids):
-            refused["not_dedup_survivor"] += 1
-        else:
-            keep.append(i)
-    sel = pa.table({"uid": pa.array([uids[i] for i in keep], pa.string()),
-                    "weight": pa.array(weights[keep] if keep else [], pa.float64())})
+    if is_safety.any():
+        refused[SAFETY_REASON] = int(is_safety.sum())
+    if not_survivor.any():
+        refused["not_dedup_survivor"] = int(not_survivor.sum())
+    keep = np.flatnonzero(~(is_safety | not_survivor))
+    sel = pa.table({"uid": uids.take(pa.array(keep, pa.int64())), "weight": pa.array(weights[keep], pa.float64())})
     table = sel.join(samples, "uid", join_type="inner").sort_by([("uid", "ascending")])
     if table.num_rows != sel.num_rows:
         missing = sel.num_rows - table.num_rows
         if source_shards is None:
             raise CurateError(f"shard: {missing} selected uids are not in the download or score outputs of this run")
         refused["not_in_source_shards"] += missing
-    if len(set(table.column("uid").to_pylist())) != table.num_rows:
+    if pc.count_distinct(table.column("uid")).as_py() != table.num_rows:
         raise CurateError("shard: a uid appears in more than one source sample; uids must be unique in the sources")
     if refused:
         log.warning("shard: refused %s", dict(refused))

@@ -18,24 +18,26 @@ def test_split_by_count_and_bytes():
 def test_write_shard_is_idempotent_and_reads_each_source_once(tmp_path):
     run = str(tmp_path / "run")
     make_run(run, SyntheticRun(n=10, per_shard=5))
-    src, idx = index_source(Source(f"{run}/download/shards", "00001.tar"))
-    key = sorted(idx)[0]
-    job = ShardJob(str(tmp_path / "o.tar"), str(tmp_path / "o_stats.json"), "o.tar",
-                   (("a", src.path, idx[key]), ("b", src.path, idx[key])), (("unique_samples", 1),))
+    src, cat = index_source(Source(f"{run}/download/shards", "00001.tar"))
+    row = cat.sort_by("key").slice(0, 1).to_pylist()[0]
+    files = tuple(zip(row["exts"], row["offsets"], row["sizes"], strict=True))
+    assert row["lo"] == min(row["offsets"]) and row["nbytes"] == sum(row["sizes"])  # one read for the sample
+    job = ShardJob.of(str(tmp_path / "o.tar"), str(tmp_path / "o_stats.json"), "o.tar",
+                      [("a", src.path, files), ("b", src.path, files)], (("unique_samples", 1),))
     stats = write_shard(job)
-    assert stats == {"shard": "o.tar", "samples": 2, "bytes": 2 * sum(s for _, _, s in idx[key]),
+    assert stats == {"shard": "o.tar", "samples": 2, "bytes": 2 * row["nbytes"],
                      "unique_samples": 1, "fingerprint": stats["fingerprint"],
                      "tar_bytes": (tmp_path / "o.tar").stat().st_size}
     mtime = (tmp_path / "o.tar").stat().st_mtime_ns
     assert write_shard(job) == stats and (tmp_path / "o.tar").stat().st_mtime_ns == mtime
-    # the in-kernel copy (local files) and the path through Python (any fsspec filesystem) agree
+    # the gathered copy (local files) and the path through Python (any fsspec filesystem) agree
     _write_through_python(replace(job, tar=str(tmp_path / "p.tar")))
     assert (tmp_path / "p.tar").read_bytes() == (tmp_path / "o.tar").read_bytes()
     assert not list(tmp_path.glob("_tmp.*"))
     want = (tmp_path / "o.tar").read_bytes()
     (tmp_path / "o.tar").write_bytes(want[:100])  # a damaged tar beside its stats is written again
     assert write_shard(job) == stats and (tmp_path / "o.tar").read_bytes() == want
-    other = replace(job, entries=job.entries[:1])  # a different job under the same name is rewritten
+    other = ShardJob.of(job.tar, job.stats, job.name, [("a", src.path, files)])  # another job, same name: rewritten
     assert write_shard(other)["samples"] == 1
 
 

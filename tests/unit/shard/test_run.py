@@ -165,7 +165,7 @@ def _parse(argv):
 
 def test_cli_accepts_trainer_terms(run_dir, capsys):
     args = _parse(["shard", run_dir, "--samples-seen", "1.2e2", "--samples-per-shard", "50",
-                   "--repetition", "streamed"])
+                   "--repetition", "streamed", "--threads", "3"])
     assert args.func(args) == 0
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert stats["samples_seen"] == 120 and stats["samples_written"] == 60 and stats["shards"] == 2
@@ -173,6 +173,9 @@ def test_cli_accepts_trainer_terms(run_dir, capsys):
     with pytest.raises(SystemExit):
         _parse(["shard", "r", "--samples-seen", "5", "--passes", "2"])
     assert "not allowed with" in capsys.readouterr().err
+    args = _parse(["shard", "r", "--engine", "spark", "--threads", "2"])
+    with pytest.raises(CurateError, match="--threads is for --engine local"):
+        args.func(args)
 
 
 def test_a_copied_run_reruns_to_the_same_bytes(tmp_path, run_dir):

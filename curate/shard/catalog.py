@@ -1,0 +1,160 @@
+"""What the shard stage knows of each sample in a source tar, as an Arrow table (`SCHEMA`): its files in
+output order (sorted by extension) with their data offsets and sizes, the byte range holding all of them
+(read at once; tar members of one key are adjacent, with only headers and padding between them), and
+their total size.
+
+It comes from the tar's `.idx` (DALI's format, which the download writes), parsed column-wise by
+pyarrow, or from the tar's headers when there is no index or the index does not agree with the tar.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from curate.io import fs, tarindex
+from curate.shard.tarfast import BLOCK, scan
+
+log = logging.getLogger(__name__)
+
+SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("exts", pa.list_(pa.string())),
+    ("offsets", pa.list_(pa.int64())),
+    ("sizes", pa.list_(pa.int64())),
+    ("lo", pa.int64()),  # the range [lo, hi) holds all the sample's files; lo = -1 when they lie apart
+    ("hi", pa.int64()),
+    ("nbytes", pa.int64()),  # bytes of the files
+])
+
+
+def catalog(path: str) -> pa.Table:
+    """One row per sample of the tar at `path`."""
+    try:
+        found = _from_index(path)
+    except (ValueError, UnicodeDecodeError, pa.ArrowInvalid) as exc:
+        log.warning("%s: unusable index (%s); reading the tar's headers instead", tarindex.index_path(path), exc)
+        found = None
+    if found is not None:
+        return found
+    return from_listing(scan(path))
+
+
+def from_listing(listing: dict[str, dict[str, tuple[int, int]]]) -> pa.Table:
+    """The catalog of key -> {extension: (data offset, size)}, as `tarfast.scan` lists a tar."""
+    keys, exts, offs, sizes, lo, hi, nbytes = [], [], [], [], [], [], []
+    for key, files in listing.items():
+        members = sorted((ext, off, size) for ext, (off, size) in files.items())
+        total = sum(m[2] for m in members)
+        a = min(m[1] for m in members)
+        b = max(m[1] + m[2] for m in members)
+        keys.append(key)
+        exts.append([m[0] for m in members])
+        offs.append([m[1] for m in members])
+        sizes.append([m[2] for m in members])
+        lo.append(a if b - a <= total + 2 * BLOCK * len(members) else -1)
+        hi.append(b)
+        nbytes.append(total)
+    return pa.table([keys, exts, offs, sizes, lo, hi, nbytes], schema=SCHEMA)
+
+
+def _from_index(path: str) -> pa.Table | None:
+    """The samples listed by the tar's index; None without one, or when it does not match the tar."""
+    sfs, p = fs.url_to_fs(tarindex.index_path(path))
+    try:
+        with sfs.open(p, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None
+    head, _, body = data.partition(b"\n")
+    version, _, count = head.decode("utf-8").partition(" ")
+    if version != tarindex.VERSION or not count.strip().isdigit():
+        raise ValueError(f"not a {tarindex.VERSION} webdataset index")
+    if int(count) == 0 or not body.strip():
+        raise ValueError("the index lists no samples")
+    ncols = body.split(b"\n", 1)[0].count(b" ") + 1
+    if ncols % 4:
+        raise ValueError(f"a sample line has {ncols} fields, not a multiple of 4")
+    try:
+        columns = _read_columns(body, ncols)
+    except pa.ArrowInvalid:  # samples with different numbers of files
+        columns = None
+    if columns is not None and columns.num_rows != int(count):
+        raise ValueError(f"the index announces {count} samples and lists {columns.num_rows}")
+    table = _from_columns(columns, ncols // 4) if columns is not None else None
+    if table is None:  # the line-by-line parser, for what the column-wise one does not take
+        table = from_listing(tarindex.parse_index(data))
+    return table if _agrees(path, table) else None
+
+
+def _read_columns(body: bytes, ncols: int) -> pa.Table:
+    names = [f"c{i}" for i in range(ncols)]
+    return pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.int64() if i % 4 in (1, 2) else pa.string() for i, n in enumerate(names)}))
+
+
+def _from_columns(columns: pa.Table, files: int) -> pa.Table | None:
+    """The catalog from the index's columns (ext, offset, size, name per file), without a loop per sample;
+    None when a line lists its files out of extension order (left to the line-by-line parser)."""
+    n = columns.num_rows
+    keys = _key(columns.column("c3"))
+    for j in range(1, files):
+        if not pc.all(pc.equal(_key(columns.column(f"c{4 * j + 3}")), keys)).as_py():
+            raise ValueError("a sample line lists files of different keys")
+        if pc.any(pc.greater_equal(columns.column(f"c{4 * j - 4}"), columns.column(f"c{4 * j}"))).as_py():
+            return None
+    if pc.count_distinct(keys).as_py() != n:
+        raise ValueError("a key is listed on two lines")
+    offs = np.stack([columns.column(f"c{4 * j + 1}").to_numpy() for j in range(files)], axis=1)
+    sizes = np.stack([columns.column(f"c{4 * j + 2}").to_numpy() for j in range(files)], axis=1)
+    nbytes = sizes.sum(axis=1)
+    lo, hi = offs.min(axis=1), (offs + sizes).max(axis=1)
+    lo = np.where(hi - lo <= nbytes + 2 * BLOCK * files, lo, -1)
+    # row-major interleave: sample i's files are values [i * files, (i + 1) * files)
+    per_file = (np.arange(files)[None, :] * n + np.arange(n)[:, None]).ravel()
+    exts = pa.concat_arrays([columns.column(f"c{4 * j}").combine_chunks() for j in range(files)]).take(per_file)
+    bounds = pa.array(np.arange(0, n * files + 1, files, dtype=np.int32))
+    return pa.table([keys.combine_chunks(), pa.ListArray.from_arrays(bounds, exts),
+                     pa.ListArray.from_arrays(bounds, pa.array(offs.ravel())),
+                     pa.ListArray.from_arrays(bounds, pa.array(sizes.ravel())), lo, hi, nbytes], schema=SCHEMA)
+
+
+def _key(names: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.list_element(pc.split_pattern(names, ".", max_splits=1), 0)
+
+
+def _agrees(path: str, table: pa.Table) -> bool:
+    """The files listed end inside the tar, and the headers of the first file of the first, a middle and
+    the last sample carry the listed name and size."""
+    if table.num_rows == 0:
+        return False
+    offsets = table.column("offsets").combine_chunks()
+    sizes = table.column("sizes").combine_chunks()
+    end = int(pc.max(pc.add(offsets.flatten(), sizes.flatten())).as_py())
+    tfs, p = fs.url_to_fs(path)
+    if end > tfs.size(p):
+        log.warning("%s lists files past the end of %s; reading the tar's headers instead",
+                    tarindex.index_path(path), path)
+        return False
+    keys, exts = table.column("key"), table.column("exts")
+    with tfs.open(p, "rb") as fh:
+        for i in sorted({0, table.num_rows // 2, table.num_rows - 1}):
+            off, size = offsets[i].values[0].as_py(), sizes[i].values[0].as_py()
+            name = f"{keys[i].as_py()}.{exts[i].values[0].as_py()}".encode()
+            fh.seek(max(0, off - BLOCK))
+            h = fh.read(BLOCK) if off >= BLOCK else b""
+            if not (len(h) == BLOCK and h[156:157] in (b"0", b"\0") and not h[124] & 0x80
+                    and (len(name) > 100 or h[:100].rstrip(b"\0") == name)
+                    and int(h[124:136].split(b"\0", 1)[0] or b"0", 8) == size):
+                log.warning("%s does not match %s; reading the tar's headers instead", tarindex.index_path(path), path)
+                return False
+    return True

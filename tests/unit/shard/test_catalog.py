@@ -1,0 +1,57 @@
+import logging
+import random
+
+from curate.io.tarindex import write_index
+from curate.io.tario import DeterministicTarWriter
+from curate.shard.catalog import catalog, from_listing
+from curate.shard.tarfast import scan
+
+
+def _tar(path, members, with_index=True):
+    with open(path, "wb") as fh:
+        w = DeterministicTarWriter(fh)
+        for name, data in members:
+            w.add(name, data)
+        w.close()
+    if with_index:
+        assert write_index(str(path), w.members)
+    return str(path)
+
+
+def _rows(table):
+    return sorted(table.to_pylist(), key=lambda r: r["key"])
+
+
+def _samples(rng, n, exts=("jpg", "json", "txt")):
+    return [(f"{i:09d}.{ext}", rng.randbytes(rng.randrange(1, 3000))) for i in range(n) for ext in exts]
+
+
+def test_the_index_gives_what_the_headers_give(tmp_path):
+    rng = random.Random(0)
+    uniform = _tar(tmp_path / "u.tar", _samples(rng, 40))  # read column-wise
+    mixed = _tar(tmp_path / "m.tar", _samples(rng, 5) + [("000000099.jpg", b"x" * 700)])  # line by line
+    # files written out of extension order, and a sample whose files lie apart (a.txt after b.jpg)
+    apart = _tar(tmp_path / "a.tar", [("b.txt", b"t"), ("b.jpg", b"j" * 900), ("a.jpg", b"i" * 600),
+                                       ("c.jpg", b"k" * 5000), ("a.txt", b"cap")])
+    for path in (uniform, mixed, apart):
+        assert _rows(catalog(path)) == _rows(from_listing(scan(path)))
+    rows = {r["key"]: r for r in catalog(apart).to_pylist()}
+    assert rows["b"]["exts"] == ["jpg", "txt"] and rows["b"]["lo"] >= 0  # adjacent: one read
+    assert rows["a"]["lo"] == -1 and rows["a"]["nbytes"] == 603  # apart: read file by file
+
+
+def test_a_stale_or_broken_index_falls_back_to_the_headers(tmp_path, caplog):
+    rng = random.Random(1)
+    path = _tar(tmp_path / "s.tar", _samples(rng, 20))
+    stale = (tmp_path / "s.idx").read_bytes()
+    _tar(tmp_path / "s.tar", _samples(rng, 20), with_index=False)  # rewritten: other sizes, old index
+    (tmp_path / "s.idx").write_bytes(stale)
+    with caplog.at_level(logging.WARNING):
+        assert _rows(catalog(path)) == _rows(from_listing(scan(path)))
+    assert "does not match" in caplog.text or "past the end" in caplog.text
+    for bad in (b"garbage", b"v1.2 3\njpg 512 10 a.jpg\n", b"v1.2 1\njpg 512 999999999 000000000.jpg\n"):
+        (tmp_path / "s.idx").write_bytes(bad)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert _rows(catalog(path)) == _rows(from_listing(scan(path)))
+        assert "s.idx" in caplog.text
