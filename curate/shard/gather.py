@@ -1,7 +1,7 @@
 """One output tar gathered from byte ranges of local source tars, at close to `cp` speed.
 
 Per sample one `preadv` brings its files (adjacent in the source tar) into a reused 2 MiB buffer; when
-the buffer is full, one gathered `os.writev` sends headers (built for the whole shard at once, numpy),
+the buffer is full, one gathered `os.pwritev` sends headers (built for the whole shard at once, numpy),
 the files straight from the buffer, and padding. So a sample costs one system call plus a share of a
 write, and the bytes are copied twice in memory (page cache to buffer, buffer to page cache): cheaper
 than an in-kernel copy per file, whose fixed cost per call dominates at ~60 kB files (bench/RESULTS.md
@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from curate.errors import CurateError
 from curate.io import fs
@@ -27,27 +31,68 @@ _IOV = 510  # buffers per gathered write, below every platform's IOV_MAX (1024)
 _PADS = [bytes(n) for n in range(BLOCK)]
 
 
-def copy_tar_local(dest: str, job: ShardJob, sources: list[str]) -> int | None:
+def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 2) -> int | None:
     """Write the archive of `job` to the local path `dest` (temporary name, then rename), reading the
-    job's sources at the local paths `sources`. Returns the archive size, or None (nothing written)
-    where the names need more than USTAR."""
+    job's sources at the local paths `sources`. Every sample's place in the archive is known beforehand,
+    so `parts` threads write contiguous runs of samples at once (positional writes into one file): a
+    shard's copy uses two cores even when it is the last one left. Returns the archive size, or None
+    (nothing written) where the names need more than USTAR."""
     counts = job.count.tolist()
-    names = [f"{key}.{ext}" for key, c, f in zip(job.keys, counts, _starts(counts), strict=True)
+    starts = _starts(counts)
+    names = [f"{key}.{ext}" for key, c, f in zip(job.keys, counts, starts, strict=True)
              for ext in job.exts[f:f + c]]
     heads = headers(names, job.sizes)
     if heads is None:
         return None
-    heads = memoryview(heads)
-    offs, sizes = job.offsets.tolist(), job.sizes.tolist()
+    file_len = BLOCK + job.sizes + (-job.sizes % BLOCK)  # header, data, padding
+    at = np.zeros(len(counts) + 1, np.int64)  # where each sample starts in the archive, and the body's end
+    if counts:
+        np.cumsum(np.add.reduceat(file_len, starts), out=at[1:])
+    body = int(at[-1])
+    cuts = _cuts(at, min(parts, max(1, body // (4 * BUFFER))))
     folder, _, name = dest.rpartition("/")
     tmp = f"{folder}/{fs.TMP_PREFIX}{uuid.uuid4().hex[:8]}.{name}"
-    fds: dict[int, int] = {}
-    buf = memoryview(bytearray(BUFFER))
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
+        runs = [(a, b, int(at[a]), starts[a] if a < len(starts) else 0) for a, b in pairwise(cuts)]
+        if len(runs) == 1:
+            _write_run(out, job, sources, memoryview(heads), *runs[0])
+        else:
+            with ThreadPoolExecutor(len(runs), thread_name_prefix="curate-gather") as pool:
+                list(pool.map(lambda r: _write_run(out, job, sources, memoryview(heads), *r), runs))
+        tail = bytes(2 * BLOCK + (-(body + 2 * BLOCK) % RECORD))  # end-of-archive blocks, record padding
+        _pwritev_all(out, [tail], body)
+        os.close(out)
+        out = -1
+        os.replace(tmp, dest)
+        return body + len(tail)
+    finally:
+        if out >= 0:
+            os.close(out)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _cuts(at: np.ndarray, parts: int) -> list[int]:
+    """Sample indices cutting the archive into `parts` runs of about equal bytes."""
+    n = len(at) - 1
+    if parts <= 1 or n < 2:
+        return [0, n]
+    inner = np.searchsorted(at, [at[-1] * k // parts for k in range(1, parts)]).tolist()
+    return sorted({0, n, *(min(max(c, 1), n - 1) for c in inner)})
+
+
+def _write_run(out: int, job: ShardJob, sources: list[str], heads: memoryview, a: int, b: int, pos: int,
+               f: int) -> None:
+    """Samples [a, b) of the job, whose first file is file `f`, written from archive offset `pos` on."""
+    offs, sizes = job.offsets.tolist(), job.sizes.tolist()
+    fds: dict[int, int] = {}
+    buf = memoryview(bytearray(BUFFER))
+    try:
         parts: list = []  # what the next write sends, in order; sample files are views of `buf`
-        written, used, f = 0, 0, 0
-        for s, c, lo, hi in zip(job.src.tolist(), counts, job.lo.tolist(), job.hi.tolist(), strict=True):
+        used = 0
+        for s, c, lo, hi in zip(job.src[a:b].tolist(), job.count[a:b].tolist(), job.lo[a:b].tolist(),
+                                job.hi[a:b].tolist(), strict=True):
             fd = fds.get(s)
             if fd is None:
                 if len(fds) >= MAX_OPEN:
@@ -55,7 +100,7 @@ def copy_tar_local(dest: str, job: ShardJob, sources: list[str]) -> int | None:
                 fd = fds[s] = os.open(sources[s], os.O_RDONLY)
             need = hi - lo if lo >= 0 else sum(sizes[f:f + c])
             if used + need > BUFFER or len(parts) >= _IOV:
-                written += _writev_all(out, parts)
+                pos += _pwritev_all(out, parts, pos)
                 parts, used = [], 0
             if need > BUFFER:  # a sample bigger than the buffer gets its own
                 space, base = memoryview(bytearray(need)), 0
@@ -77,19 +122,9 @@ def copy_tar_local(dest: str, job: ShardJob, sources: list[str]) -> int | None:
                     parts += (heads[j * BLOCK:(j + 1) * BLOCK], view, _PADS[-sizes[j] % BLOCK])
                     base += sizes[j]
             f += c
-        body = sum(map(len, parts))
-        parts.append(bytes(2 * BLOCK + (-(written + body + 2 * BLOCK) % RECORD)))  # end blocks, record padding
-        written += _writev_all(out, parts)
-        os.close(out)
-        out = -1
-        os.replace(tmp, dest)
-        return written
+        _pwritev_all(out, parts, pos)
     finally:
-        if out >= 0:
-            os.close(out)
         _close(fds)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _starts(counts: list[int]) -> list[int]:
@@ -116,16 +151,18 @@ def _close(fds: dict[int, int]) -> None:
     fds.clear()
 
 
-def _writev_all(fd: int, parts: list) -> int:
-    """Write the buffers in order, `_IOV` at a time, whatever the kernel takes per call."""
+def _pwritev_all(fd: int, parts: list, pos: int) -> int:
+    """Write the buffers in order from file offset `pos`, `_IOV` at a time, whatever the kernel takes per
+    call; returns the bytes written."""
     total = 0
     for i in range(0, len(parts), _IOV):
         chunk = parts[i:i + _IOV]
         want = sum(map(len, chunk))
-        done = os.writev(fd, chunk)
+        done = os.pwritev(fd, chunk, pos + total)
         if done < want:  # a partial gathered write (rare for files): finish with the flat remainder
             rest = memoryview(b"".join(chunk))[done:]
             while rest:
-                rest = rest[os.write(fd, rest):]
+                n = os.pwrite(fd, rest, pos + total + want - len(rest))
+                rest = rest[n:]
         total += want
     return total
