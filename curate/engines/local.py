@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
@@ -19,15 +18,7 @@ R = TypeVar("R")
 
 
 class LocalEngine:
-    """`threads` > 1 runs `run_tasks` on a thread pool (results still in item order): worth it for tasks
-    that spend their time in system calls, which release the GIL (the shard stage's in-kernel file copies)."""
-
     name = "local"
-
-    def __init__(self, threads: int = 1) -> None:
-        if threads < 1:
-            raise ValueError(f"LocalEngine: threads must be >= 1, got {threads}")
-        self.threads = threads
 
     def __enter__(self) -> LocalEngine:
         return self
@@ -82,15 +73,9 @@ class LocalEngine:
         items = list(items)
         with Progress("local tasks", len(items), "tasks") as progress:
             out = []
-            if self.threads == 1 or len(items) < 2:
-                for item in items:
-                    out.append(fn(item))
-                    progress.update()
-                return out
-            with ThreadPoolExecutor(min(self.threads, len(items)), thread_name_prefix="curate-task") as pool:
-                for result in pool.map(fn, items):
-                    out.append(result)
-                    progress.update()
+            for item in items:
+                out.append(fn(item))
+                progress.update()
         return out
 
     def band_pairs(self, frame: pa.Table, id_col: str, hash_col: str, bands: int,
