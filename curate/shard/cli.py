@@ -30,7 +30,7 @@ def _passes(text: str) -> float:
 
 def cmd_shard(args: argparse.Namespace) -> int:
     from curate.errors import CurateError
-    from curate.shard.run import ShardConfig, default_threads, run_shard
+    from curate.shard.run import ShardConfig, run_shard
 
     config = ShardConfig(samples_per_shard=args.samples_per_shard, max_shard_bytes=args.max_shard_bytes,
                          seed=args.seed, samples_seen=args.samples_seen, passes=args.passes,
@@ -49,9 +49,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
         with RayEngine() as engine:
             report(run_shard(args.run, config, engine))
     else:
-        from curate.engines.local import LocalEngine
-
-        report(run_shard(args.run, config, LocalEngine(threads=args.threads or default_threads())))
+        report(run_shard(args.run, config, threads=args.threads))
     return 0
 
 
@@ -77,5 +75,5 @@ def add_parser(sub) -> None:
     p.add_argument("--engine", choices=("local", "spark", "ray"), default="local",
                    help="where the shard writers run (default: in this process)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="shard writers for --engine local (default: one per core, at most 16)")
+                   help="threads copying each shard with --engine local (default: one per core, at most 16)")
     add_spark_options(p)

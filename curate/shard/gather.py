@@ -31,11 +31,11 @@ _IOV = 510  # buffers per gathered write, below every platform's IOV_MAX (1024)
 _PADS = [bytes(n) for n in range(BLOCK)]
 
 
-def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 2) -> int | None:
+def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 1) -> int | None:
     """Write the archive of `job` to the local path `dest` (temporary name, then rename), reading the
     job's sources at the local paths `sources`. Every sample's place in the archive is known beforehand,
-    so `parts` threads write contiguous runs of samples at once (positional writes into one file): a
-    shard's copy uses two cores even when it is the last one left. Returns the archive size, or None
+    so `parts` threads can write contiguous runs of samples at once (positional writes into one file),
+    and one shard's copy uses every core. Returns the archive size, or None
     (nothing written) where the names need more than USTAR."""
     counts = job.count.tolist()
     starts = _starts(counts)

@@ -71,7 +71,7 @@ def candidate_files(engine: Engine, table: pa.Table) -> Files:
 
 
 def cut(folder_file: Callable[[str], str], files: Files, order: np.ndarray, copy: np.ndarray, samples_per_shard: int,
-        max_shard_bytes: int) -> tuple[list[ShardJob], list[str], list[str]]:
+        max_shard_bytes: int, threads: int = 1) -> tuple[list[ShardJob], list[str], list[str]]:
     """Cut the stream (candidate rows in `order`, pass numbers in `copy`) into output shards: one job each,
     and the shard name and key of every stream row. `folder_file(name)` is the path of an output file."""
     bounds = split(files.nbytes[order].tolist(), samples_per_shard, max_shard_bytes)
@@ -92,7 +92,7 @@ def cut(folder_file: Callable[[str], str], files: Files, order: np.ndarray, copy
         jobs.append(ShardJob(folder_file(f"{stem}.tar"), folder_file(f"{stem}_stats.json"), f"{stem}.tar", keys,
                              tuple(files.paths[i] for i in used.tolist()), src.astype(np.int32),
                              count.astype(np.int32), tuple(files.exts[per_file].tolist()), files.offsets[per_file],
-                             files.sizes[per_file], files.lo[rows], files.hi[rows], info))
+                             files.sizes[per_file], files.lo[rows], files.hi[rows], info, threads))
         shard_col += [f"{stem}.tar"] * (b - a)
         key_col += keys
     return jobs, shard_col, key_col

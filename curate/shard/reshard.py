@@ -60,6 +60,7 @@ class ShardJob:
     lo: np.ndarray  # per sample: start of the byte range holding all its files, -1 when they lie apart
     hi: np.ndarray  # per sample: end of that range
     info: tuple[tuple[str, int], ...] = ()  # extra integers for the shard's _stats.json
+    threads: int = 1  # threads copying the shard (parts of it at once), local files only; not in its bytes
 
     @classmethod
     def of(cls, tar: str, stats: str, name: str, entries: list[tuple[str, str, Members]],
@@ -138,7 +139,7 @@ def _copy_local(job: ShardJob) -> bool:
     if dest is None or None in srcs:
         return False
     fs.makedirs(job.tar.rpartition("/")[0])
-    return copy_tar_local(dest, job, srcs) is not None
+    return copy_tar_local(dest, job, srcs, parts=job.threads) is not None
 
 
 def _write_through_python(job: ShardJob) -> None:

@@ -57,7 +57,7 @@ class ShardConfig:
 
 
 def default_threads() -> int:
-    """In-process writers: one thread per core (they spend their time in the kernel's file copies)."""
+    """In-process, a shard is copied by one thread per core (they spend their time in system calls)."""
     return max(1, min(16, os.cpu_count() or 1))
 
 
@@ -74,14 +74,18 @@ def _fresh(sd: StageDir, config: ShardConfig) -> None:
     fs.write_json(path, wanted)
 
 
-def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | None = None) -> dict:
+def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | None = None,
+              threads: int | None = None) -> dict:
+    """`threads` copy each shard (default: one per core in-process, where the stage has the machine; one
+    on Spark and Ray, which run a task per core already)."""
     config = config or ShardConfig()
     config.check()
     sd, finished = StageDir.start(run_dir, NAME, requires="select" if config.uids is None else None)
     if finished is not None:
         return finished
     _fresh(sd, config)
-    engine = engine or LocalEngine(threads=default_threads())
+    engine = engine or LocalEngine()
+    threads = threads or (default_threads() if engine.name == LocalEngine.name else 1)
     cand = sources.load(run_dir, config.uids, config.source_shards)
     table = cand.table
     uids = table.column("uid").to_pylist()
@@ -92,7 +96,7 @@ def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | 
     if config.repetition == "streamed":  # each planned sample once, in pass 0's order
         order, copy = order[copy == 0], copy[copy == 0]
     jobs, shard_col, key_col = cut(sd.file, candidate_files(engine, table), order, copy,
-                                   config.samples_per_shard, config.max_shard_bytes)
+                                   config.samples_per_shard, config.max_shard_bytes, threads)
     # the manifest and sizes.json depend only on the plan: written while the shards are (Arrow and parquet
     # work releases the GIL); the completion marker still comes last
     with ThreadPoolExecutor(1, thread_name_prefix="curate-manifest") as side:
