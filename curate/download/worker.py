@@ -21,7 +21,7 @@ from curate.download.limits import FetchLimits
 from curate.download.presets import CARRIED
 from curate.download.status import SUCCESS, classify
 from curate.io import fs, tarindex
-from curate.io.tario import DeterministicTarWriter
+from curate.io.tario import write_tar_file
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +116,8 @@ def _rekey(members: dict[str, bytes], keys: dict[str, str]) -> dict[str, bytes]:
 def _write_sorted_tar(members: dict[str, bytes], out_tar: str) -> None:
     """Members sorted by name with fixed metadata, so the same samples give the same bytes; then the
     tar's member index (`NNNNN.idx`, DALI's format), which the shard stage reads instead of the headers."""
-    with fs.atomic_open(out_tar, "wb") as out:
-        writer = DeterministicTarWriter(out)
-        for name in sorted(members):
-            writer.add(name, members[name])
-        writer.close()
-    if not tarindex.write_index(out_tar, writer.members):
+    written = write_tar_file(out_tar, ((name, members[name]) for name in sorted(members)))
+    if not tarindex.write_index(out_tar, written):
         log.warning("%s: member names with whitespace; no .idx written", out_tar)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import BinaryIO
 
 from curate.io import fs
@@ -44,3 +45,14 @@ class DeterministicTarWriter:
 
     def close(self) -> None:
         self.tar.close()
+
+
+def write_tar_file(path: str, members: Iterable[tuple[str, bytes]]) -> list[tuple[str, int, int]]:
+    """Write `members` ((name, data), in order) as a deterministic tar at `path` (temporary name, then
+    rename); returns (name, data offset, size) of each, for the archive's index."""
+    with fs.atomic_open(path, "wb") as fh:
+        writer = DeterministicTarWriter(fh)
+        for name, data in members:
+            writer.add(name, data)
+        writer.close()
+    return writer.members

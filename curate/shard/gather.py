@@ -35,8 +35,10 @@ def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 1)
     """Write the archive of `job` to the local path `dest` (temporary name, then rename), reading the
     job's sources at the local paths `sources`. Every sample's place in the archive is known beforehand,
     so `parts` threads can write contiguous runs of samples at once (positional writes into one file),
-    and one shard's copy uses every core. Returns the archive size, or None
-    (nothing written) where the names need more than USTAR."""
+    and one shard's copy uses every core. Returns the archive size, or None (nothing written) where the
+    names need more than USTAR or the platform has no `preadv`/`pwritev`."""
+    if not (hasattr(os, "preadv") and hasattr(os, "pwritev")):
+        return None
     counts = job.count.tolist()
     starts = _starts(counts)
     names = [f"{key}.{ext}" for key, c, f in zip(job.keys, counts, starts, strict=True)

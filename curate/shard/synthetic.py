@@ -14,7 +14,7 @@ from PIL import Image
 from curate import schemas
 from curate.io import fs, tarindex
 from curate.io.stagedir import StageDir
-from curate.io.tario import DeterministicTarWriter
+from curate.io.tario import write_tar_file
 from curate.select.run import uids_to_u8u8
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
@@ -68,14 +68,11 @@ def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> list[str]:
             scores.append({"uid": uids[i], "shard": shard, "key": key, "status": "ok", "error": None,
                            "clip_similarity": float(i % 7) / 10, "language": "en", "language_score": 0.9,
                            "clip_probe": float(i) / cfg.n})
-        with fs.atomic_open(fs.join(run_dir, "download", "shards", shard), "wb") as fh:
-            w = DeterministicTarWriter(fh)
-            for key, img, caption, uid in rows:
-                w.add(f"{key}.jpg", img)
-                w.add(f"{key}.json", json.dumps({"uid": uid, "caption": caption}).encode())
-                w.add(f"{key}.txt", caption.encode())
-            w.close()
-        tarindex.write_index(fs.join(run_dir, "download", "shards", shard), w.members)  # as the download does
+        tar = fs.join(run_dir, "download", "shards", shard)
+        files = [f for key, img, caption, uid in rows
+                 for f in ((f"{key}.jpg", img), (f"{key}.json", json.dumps({"uid": uid, "caption": caption}).encode()),
+                           (f"{key}.txt", caption.encode()))]
+        tarindex.write_index(tar, write_tar_file(tar, files))  # with its .idx, as the download writes it
     fs.write_table(pa.Table.from_pylist(samples), fs.join(run_dir, "download", "samples", "00000.parquet"),
                    schema="samples")
     score_schema = schemas.load("scores").append(pa.field("clip_probe", pa.float32()))  # a dynamic score column

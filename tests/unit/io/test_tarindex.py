@@ -1,16 +1,7 @@
 import random
 
 from curate.io.tarindex import VERSION, format_index, index_path, parse_index, read_index, write_index
-from curate.io.tario import DeterministicTarWriter, index
-
-
-def _tar(path, members):
-    with open(path, "wb") as fh:
-        w = DeterministicTarWriter(fh)
-        for name, data in members:
-            w.add(name, data)
-        w.close()
-    return w.members
+from curate.io.tario import index, write_tar_file
 
 
 def test_the_writer_lists_data_offsets_and_the_index_reads_back_like_the_tar(tmp_path):
@@ -19,7 +10,7 @@ def test_the_writer_lists_data_offsets_and_the_index_reads_back_like_the_tar(tmp
     for i in range(30):  # one to three files per sample, odd sizes, an extension with a dot
         for ext in sorted(rng.sample(["jpg", "json", "txt", "seg.png"], rng.randint(1, 3))):
             members.append((f"{i:09d}.{ext}", rng.randbytes(rng.choice([0, 1, 511, 512, 513, rng.randrange(5000)]))))
-    listed = _tar(tmp_path / "a.tar", members)
+    listed = write_tar_file(str(tmp_path / "a.tar"), members)
     raw = (tmp_path / "a.tar").read_bytes()
     assert [(n, raw[off:off + size]) for n, off, size in listed] == members
     assert write_index(str(tmp_path / "a.tar"), listed)

@@ -1,12 +1,8 @@
-from curate.io.tario import DeterministicTarWriter, index, read_member
+from curate.io.tario import index, read_member, write_tar_file
 
 
 def _tar(path, members):
-    with open(path, "wb") as fh:
-        w = DeterministicTarWriter(fh)
-        for name, data in members:
-            w.add(name, data)
-        w.close()
+    return write_tar_file(str(path), members)
 
 
 def test_writer_is_deterministic_and_index_reads_back(tmp_path):

@@ -2,19 +2,15 @@ import logging
 import random
 
 from curate.io.tarindex import write_index
-from curate.io.tario import DeterministicTarWriter
+from curate.io.tario import write_tar_file
 from curate.shard.catalog import catalog, from_listing
 from curate.shard.tarfast import scan
 
 
 def _tar(path, members, with_index=True):
-    with open(path, "wb") as fh:
-        w = DeterministicTarWriter(fh)
-        for name, data in members:
-            w.add(name, data)
-        w.close()
+    written = write_tar_file(str(path), members)
     if with_index:
-        assert write_index(str(path), w.members)
+        assert write_index(str(path), written)
     return str(path)
 
 

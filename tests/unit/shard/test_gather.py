@@ -4,18 +4,14 @@ import random
 import pytest
 
 from curate.errors import CurateError
-from curate.io.tario import DeterministicTarWriter
+from curate.io.tario import write_tar_file
 from curate.shard import gather
 from curate.shard.reshard import ShardJob
 from curate.shard.tarfast import header, headers, scan, write_tar
 
 
 def _source(path, members):
-    with open(path, "wb") as fh:
-        w = DeterministicTarWriter(fh)
-        for name, data in members:
-            w.add(name, data)
-        w.close()
+    write_tar_file(str(path), members)
     return str(path)
 
 
