@@ -71,13 +71,11 @@ def write_index(tar: str, members: Iterable[tuple[str, int, int]]) -> bool:
     return True
 
 
-def read_index(tar: str) -> dict[str, dict[str, tuple[int, int]]] | None:
-    """The parsed index beside `tar`, or None when there is none."""
-    path = index_path(tar)
-    sfs, p = fs.url_to_fs(path)
+def read_index_bytes(tar: str) -> bytes | None:
+    """The raw index beside `tar` (for `parse_index`, or a column-wise reader), or None when there is none."""
+    sfs, p = fs.url_to_fs(index_path(tar))
     try:
         with sfs.open(p, "rb") as fh:
-            data = fh.read()
+            return fh.read()
     except FileNotFoundError:
         return None
-    return parse_index(data)

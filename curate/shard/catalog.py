@@ -22,6 +22,7 @@ from curate.shard.tarfast import BLOCK, scan
 
 log = logging.getLogger(__name__)
 
+Members = tuple[tuple[str, int, int], ...]  # (extension, data offset, size) per file of a sample
 SCHEMA = pa.schema([
     ("key", pa.string()),
     ("exts", pa.list_(pa.string())),
@@ -45,31 +46,35 @@ def catalog(path: str) -> pa.Table:
     return from_listing(scan(path))
 
 
+def byte_range(members: Members) -> tuple[int, int]:
+    """[lo, hi) holding all of a sample's files; lo = -1 when more than headers and padding lie between
+    them (then they are read one by one). `_from_columns` applies the same rule column-wise."""
+    total = sum(m[2] for m in members)
+    lo = min(m[1] for m in members)
+    hi = max(m[1] + m[2] for m in members)
+    return (lo if hi - lo <= total + 2 * BLOCK * len(members) else -1), hi
+
+
 def from_listing(listing: dict[str, dict[str, tuple[int, int]]]) -> pa.Table:
     """The catalog of key -> {extension: (data offset, size)}, as `tarfast.scan` lists a tar."""
     keys, exts, offs, sizes, lo, hi, nbytes = [], [], [], [], [], [], []
     for key, files in listing.items():
-        members = sorted((ext, off, size) for ext, (off, size) in files.items())
-        total = sum(m[2] for m in members)
-        a = min(m[1] for m in members)
-        b = max(m[1] + m[2] for m in members)
+        members = tuple(sorted((ext, off, size) for ext, (off, size) in files.items()))
+        a, b = byte_range(members)
         keys.append(key)
         exts.append([m[0] for m in members])
         offs.append([m[1] for m in members])
         sizes.append([m[2] for m in members])
-        lo.append(a if b - a <= total + 2 * BLOCK * len(members) else -1)
+        lo.append(a)
         hi.append(b)
-        nbytes.append(total)
+        nbytes.append(sum(sizes[-1]))
     return pa.table([keys, exts, offs, sizes, lo, hi, nbytes], schema=SCHEMA)
 
 
 def _from_index(path: str) -> pa.Table | None:
     """The samples listed by the tar's index; None without one, or when it does not match the tar."""
-    sfs, p = fs.url_to_fs(tarindex.index_path(path))
-    try:
-        with sfs.open(p, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
+    data = tarindex.read_index_bytes(path)
+    if data is None:
         return None
     head, _, body = data.partition(b"\n")
     version, _, count = head.decode("utf-8").partition(" ")

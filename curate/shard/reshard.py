@@ -19,13 +19,11 @@ import pyarrow as pa
 
 from curate.io import fs
 from curate.io.tario import read_member
-from curate.shard.catalog import catalog
+from curate.shard.catalog import Members, byte_range, catalog
 from curate.shard.gather import copy_tar_local
-from curate.shard.tarfast import BLOCK, local_path, write_tar
+from curate.shard.tarfast import local_path, write_tar
 
 log = logging.getLogger(__name__)
-
-Members = tuple[tuple[str, int, int], ...]  # (extension, data offset, size) per file of a sample
 
 
 @dataclass(frozen=True)
@@ -69,11 +67,7 @@ class ShardJob:
         sources = tuple(sorted({src for _, src, _ in entries}))
         at = {s: i for i, s in enumerate(sources)}
         files = [f for _, _, members in entries for f in members]
-        lo, hi = [], []
-        for _, _, members in entries:
-            a, b = min(m[1] for m in members), max(m[1] + m[2] for m in members)
-            lo.append(a if b - a <= sum(m[2] for m in members) + 2 * BLOCK * len(members) else -1)
-            hi.append(b)
+        lo, hi = zip(*(byte_range(members) for _, _, members in entries), strict=True) if entries else ((), ())
         return cls(tar, stats, name, tuple(k for k, _, _ in entries), sources,
                    np.array([at[s] for _, s, _ in entries], np.int32),
                    np.array([len(m) for _, _, m in entries], np.int32), tuple(f[0] for f in files),
