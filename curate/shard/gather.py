@@ -40,7 +40,7 @@ def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 1)
     if not (hasattr(os, "preadv") and hasattr(os, "pwritev")):
         return None
     counts = job.count.tolist()
-    starts = _starts(counts)
+    starts = (np.cumsum(job.count, dtype=np.int64) - job.count).tolist()  # each sample's first file
     names = [f"{key}.{ext}" for key, c, f in zip(job.keys, counts, starts, strict=True)
              for ext in job.exts[f:f + c]]
     heads = headers(names, job.sizes)
@@ -127,14 +127,6 @@ def _write_run(out: int, job: ShardJob, sources: list[str], heads: memoryview, a
         _pwritev_all(out, parts, pos)
     finally:
         _close(fds)
-
-
-def _starts(counts: list[int]) -> list[int]:
-    out, f = [], 0
-    for c in counts:
-        out.append(f)
-        f += c
-    return out
 
 
 def _pread_into(fd: int, view: memoryview, offset: int, src: str) -> None:

@@ -45,9 +45,9 @@ def candidate_files(engine: Engine, table: pa.Table) -> Files:
     pairs = pa.table({"d": folder, "s": shard}).group_by(["d", "s"]).aggregate([]).sort_by([("d", "ascending"),
                                                                                            ("s", "ascending")])
     srcs = [Source(d, s) for d, s in zip(pairs.column("d").to_pylist(), pairs.column("s").to_pylist(), strict=True)]
-    catalogs = engine.run_tasks(index_source, srcs)
-    cat = pa.concat_tables([t.append_column("src", pa.array(np.full(t.num_rows, i, np.int64)))
-                            for i, (_, t) in enumerate(catalogs)])
+    number = {s: i for i, s in enumerate(srcs)}  # by the source each task names, whatever order results come in
+    cat = pa.concat_tables([t.append_column("src", pa.array(np.full(t.num_rows, number[src], np.int64)))
+                            for src, t in engine.run_tasks(index_source, srcs)])
     # candidate row -> catalog row, by (source tar, key)
     pair = pc.binary_join_element_wise(folder, shard, "\0")
     at = pc.index_in(pair, value_set=pa.array([f"{s.folder}\0{s.shard}" for s in srcs]))

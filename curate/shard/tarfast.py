@@ -29,27 +29,17 @@ _TEMPLATE[257:265] = b"ustar\x0000"
 # devmajor, devminor, user and group names stay NUL, as tarfile leaves them for a regular file
 _TEMPLATE = bytes(_TEMPLATE)
 _BASE_SUM = sum(_TEMPLATE)
-_MODE_TO_SIZE, _MTIME, _TAIL = _TEMPLATE[100:124], _TEMPLATE[136:148], _TEMPLATE[156:]
-
-
-def header(name: str, size: int) -> bytes | None:
-    """The member header, or None when the name or size needs more than a plain USTAR header."""
-    raw = name.encode("utf-8")
-    if len(raw) > 100 or size >= 8 ** 11:
-        return None
-    size_field = b"%011o\0" % size
-    chk = _BASE_SUM + sum(raw) + sum(size_field)
-    return b"".join((raw, bytes(100 - len(raw)), _MODE_TO_SIZE, size_field, _MTIME, b"%06o\0 " % chk, _TAIL))
 
 
 def write_tar(fh, members: list[tuple[str, bytes | memoryview]]) -> int:
     """Write a whole archive to `fh`; return the bytes written."""
-    parts: list[bytes] = []
-    for name, data in members:
-        h = header(name, memoryview(data).nbytes)
-        if h is None:
-            return _write_slow(fh, members)
-        parts += [h, data, b"\0" * (-memoryview(data).nbytes % BLOCK)]
+    sizes = [memoryview(data).nbytes for _, data in members]
+    heads = headers([name for name, _ in members], sizes)
+    if heads is None:
+        return _write_slow(fh, members)
+    parts: list = []
+    for i, ((_, data), size) in enumerate(zip(members, sizes, strict=True)):
+        parts += [heads[i * BLOCK:(i + 1) * BLOCK], data, bytes(-size % BLOCK)]
     body = sum(map(len, parts))
     parts.append(b"\0" * (2 * BLOCK + (-(body + 2 * BLOCK) % RECORD)))  # end-of-archive blocks, record padding
     for part in parts:  # no joined copy of the whole shard: the file's buffer takes the pieces
@@ -106,8 +96,8 @@ def local_path(path: str) -> str | None:
 
 
 def headers(names: list[str], sizes: list[int]) -> bytes | None:
-    """The USTAR headers of many members at once (numpy), concatenated: the same bytes as `header` for
-    each, or None when one needs more than a plain USTAR header."""
+    """The USTAR headers of many members at once (numpy), concatenated: the bytes `tarfile` writes for
+    DeterministicTarWriter, or None when one needs more than a plain USTAR header."""
     if not names:
         return b""
     try:
