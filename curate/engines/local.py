@@ -78,6 +78,12 @@ class LocalEngine:
                 progress.update()
         return out
 
+    def for_each(self, fn: Callable[[T], dict], items: Iterable[T], per_task: int = 1) -> dict:
+        """`fn(item)` for every item in this process, stats dicts merged (what the engines' for_each do)."""
+        from curate.io.dataset import merge_stats
+
+        return merge_stats(self.run_tasks(fn, items))
+
     def band_pairs(self, frame: pa.Table, id_col: str, hash_col: str, bands: int,
                    max_distance: int) -> pa.Table:
         """LSH banding with numpy: per band, sort by band value and pair rows in equal runs."""

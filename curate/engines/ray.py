@@ -109,6 +109,15 @@ class RayEngine:
             raise CurateError(f"a Ray task failed after {max_retries + 1} attempts: {type(root).__name__}: "
                               f"{text[-1] if text else ''}") from exc
 
+    def for_each(self, fn: Callable[[Any], dict], items: Any, per_task: int = 1, max_retries: int = 2) -> dict:
+        """`fn(item)` for every item in Ray tasks, `per_task` items to a task; the stats dicts they return
+        are merged in the tasks, then here. Retries and errors as `run_tasks`."""
+        from curate.io.dataset import merge_stats
+
+        items = list(items)
+        groups = [items[i:i + max(1, per_task)] for i in range(0, len(items), max(1, per_task))]
+        return merge_stats(self.run_tasks(_Merged(fn), groups, max_retries=max_retries))
+
     def map_stages(self, items: Sequence[dict], read: Callable[[dict], pa.Table],
                    specs: Sequence[StageSpec]) -> Iterator[pa.Table]:
         """Read each item into a table in Ray tasks, stream it through each stage's actor pool."""
@@ -129,6 +138,16 @@ class RayEngine:
         total = sum(len(it.get("keys", ())) for it in items) or None
         return track(_user_errors(ds.iter_batches(batch_format="pyarrow", batch_size=None)), "ray stages",
                      total, "rows", size=lambda batch: batch.num_rows)
+
+
+class _Merged:
+    def __init__(self, fn: Callable[[Any], dict]) -> None:
+        self.fn = fn
+
+    def __call__(self, group: list) -> dict:
+        from curate.io.dataset import merge_stats
+
+        return merge_stats(self.fn(item) for item in group)
 
 
 def _run_task(fn: Callable[[Any], Any], item: Any) -> Any:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType
 
-from curate.engines.base import StageSpec, band_layout
+from curate.engines.base import StageSpec
+from curate.errors import CurateError
 from curate.io.package import package_path
 from curate.stage import build
 
@@ -53,7 +55,7 @@ class SparkEngine:
         if active is not None:
             self.spark = active
         else:
-            builder = SparkSession.builder.master(self.master).appName(self.app_name)
+            builder = SparkSession.builder.master(with_retries(self.master, self.conf)).appName(self.app_name)
             for k, v in self.conf.items():
                 builder = builder.config(k, v)
             self.spark = builder.getOrCreate()
@@ -97,29 +99,68 @@ class SparkEngine:
         ddl = self.session.createDataFrame(output_schema.empty_table()).schema
         return frame.mapInArrow(run, ddl)
 
-    def rank_in_groups(self, frame: DataFrame, key: str, order: Sequence[str], rank_col: str,
-                       first_col: str, value_col: str) -> DataFrame:
-        w = Window.partitionBy(key).orderBy(*[F.col(c).asc() for c in order])
-        return (frame.withColumn(rank_col, (F.row_number().over(w) - 1).cast("int"))
-                .withColumn(first_col, F.first(value_col).over(w)))
-
     def run_tasks(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """`fn(item)` for every item, one Spark task each, results in item order. A task that raises runs
+        again (Spark's `spark.task.maxFailures`); one that still fails is a one-line CurateError."""
         items = list(items)
         if not items:
             return []
+        return self._job("spark tasks", len(items),
+                         lambda sc: sc.parallelize(items, len(items)).map(fn).collect())
+
+    def for_each(self, fn: Callable[[T], dict], items: Iterable[T], per_task: int = 1) -> dict:
+        """`fn(item)` for every item on the executors, `per_task` items to a task; each returns a small stats
+        dict, merged on the executors (one dict per task reaches the driver), then here. Failed tasks are
+        retried by Spark; a task that still fails is a one-line CurateError naming the cause."""
+        from curate.io.dataset import merge_stats
+
+        items = list(items)
+        if not items:
+            return {}
+        slices = max(1, -(-len(items) // max(1, per_task)))
+
+        def task(part: Iterator[T]) -> Iterator[dict]:
+            yield merge_stats(fn(item) for item in part)
+
+        return merge_stats(self._job("spark tasks", slices,
+                                     lambda sc: sc.parallelize(items, slices).mapPartitions(task).collect()))
+
+    def _job(self, label: str, tasks: int, action: Callable):
         from curate.progress import Progress, poll
 
         sc = self.session.sparkContext
-        group = f"curate-tasks-{id(items)}"
-        sc.setJobGroup(group, "curate run_tasks")
+        group = f"curate-tasks-{id(action)}"
+        sc.setJobGroup(group, "curate " + label)
         try:
-            with Progress("spark tasks", len(items), "tasks") as progress:
+            with Progress(label, tasks, "tasks") as progress:
                 with poll(progress, lambda: _tasks_done(sc, group)):
-                    out = sc.parallelize(items, len(items)).map(fn).collect()
-                progress.update(len(items) - progress.done)
+                    try:
+                        out = action(sc)
+                    except Exception as exc:  # Py4JJavaError, PythonException: the cause, in one line
+                        raise task_error(exc) from exc
+                progress.update(tasks - progress.done)
                 return out
         finally:
             sc.setLocalProperty("spark.jobGroup.id", None)
+
+    def read_dataset(self, folder: str | Sequence[str], schema: pa.Schema, tasks: int | None = None) -> DataFrame:
+        """A dataset folder (or a list of part paths) as a DataFrame of `schema`, read by the executors."""
+        from curate.engines import sparkio
+        from curate.io import dataset
+
+        paths = dataset.part_paths(folder) if isinstance(folder, str) else list(folder)
+        return sparkio.read_dataset(self.session, paths, schema, tasks)
+
+    def write_dataset(self, frame: DataFrame, folder: str, **kw) -> dict:
+        """Write `frame` as parts of `folder` from the executors (see `sparkio.write_dataset`)."""
+        from curate.engines import sparkio
+
+        try:
+            return sparkio.write_dataset(frame, folder, **kw)
+        except Exception as exc:
+            if isinstance(exc, CurateError):
+                raise
+            raise task_error(exc) from exc
 
     @staticmethod
     def _kept(frame: DataFrame, where_null: str | None) -> DataFrame:
@@ -172,60 +213,34 @@ class SparkEngine:
     def select_columns(self, frame: DataFrame, columns: Sequence[str]) -> DataFrame:
         return frame.select(*columns)
 
-    def band_pairs(self, frame: DataFrame, id_col: str, hash_col: str, bands: int,
-                   max_distance: int) -> DataFrame:
-        """LSH banding as a Spark self-join on (band, band value); a pair is kept in the first band it
-        shares, so no distinct() shuffle is needed."""
-        layout = band_layout(bands)
-        h = F.col(hash_col)
-        parts = [frame.select(F.col(id_col).alias("id"), h.alias("h"), F.lit(b).alias("band"),
-                              F.shiftrightunsigned(h, shift).bitwiseAND(F.lit(mask).cast("long")).alias("v"))
-                 for b, (shift, mask) in enumerate(layout)]
-        exploded = parts[0]
-        for p in parts[1:]:
-            exploded = exploded.unionByName(p)
-        a, b = exploded.alias("a"), exploded.alias("b")
-        pairs = a.join(b, (F.col("a.band") == F.col("b.band")) & (F.col("a.v") == F.col("b.v"))
-                       & (F.col("a.id") < F.col("b.id")))
-        x = F.col("a.h").bitwiseXOR(F.col("b.h"))
-        keep = F.bit_count(x) <= max_distance
-        for i in range(1, len(layout)):
-            earlier = F.lit(True)
-            for shift0, mask0 in layout[:i]:
-                earlier = earlier & (F.shiftrightunsigned(x, shift0).bitwiseAND(F.lit(mask0).cast("long")) != 0)
-            keep = keep & ((F.col("a.band") < i) | earlier)
-        return pairs.where(keep).select(F.col("a.id").alias("src"), F.col("b.id").alias("dst"),
-                                        F.bit_count(x).cast("int").alias("distance"))
 
-    def connected_components(self, edges: DataFrame, src: str, dst: str, max_iter: int = 100,
-                             collect_below: int = 2_000_000) -> DataFrame:
-        """Min-label propagation with pointer jumping: each round a node takes the smallest label among
-        itself, its neighbours and its label's label; stops when no label changes. A graph of fewer than
-        `collect_below` edges (near-duplicate graphs usually are) is solved on the driver instead, with
-        the local engine's union of scipy components: the same answer without a dozen Spark rounds."""
-        e = edges.select(F.col(src).alias("a"), F.col(dst).alias("b")).localCheckpoint()
-        if collect_below > 0 and e.count() < collect_below:
-            from curate.engines.local import LocalEngine
+_LOCAL = re.compile(r"^local\[(\d+|\*)\]$")
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)): (.+)$", re.MULTILINE)
 
-            comps = LocalEngine().connected_components(e.toArrow(), "a", "b")
-            return self.session.createDataFrame(comps) if comps.num_rows else self.session.createDataFrame(
-                [], e.select(F.col("a").alias("node"), F.col("a").alias("component")).schema)
-        both = e.unionByName(e.select(F.col("b").alias("a"), F.col("a").alias("b")))
-        labels = (both.groupBy("a").agg(F.min("b").alias("m"))
-                  .select(F.col("a").alias("node"), F.least("a", "m").alias("label"))).localCheckpoint()
-        for _ in range(max_iter):
-            nb = (both.join(labels.withColumnRenamed("node", "b"), "b")
-                  .groupBy("a").agg(F.min("label").alias("nb")).withColumnRenamed("a", "node"))
-            jump = labels.alias("l").join(labels.alias("k"), F.col("l.label") == F.col("k.node")).select(
-                F.col("l.node").alias("node"), F.col("k.label").alias("jl"))
-            new = (labels.join(nb, "node").join(jump, "node")
-                   .select("node", F.col("label").alias("old"), F.least("label", "nb", "jl").alias("label"))
-                   .localCheckpoint())
-            changed = new.where(F.col("label") != F.col("old")).count()
-            labels = new.select("node", "label")
-            if changed == 0:
-                return labels.withColumnRenamed("label", "component")
-        raise RuntimeError(f"connected_components did not converge in {max_iter} rounds")
+
+def with_retries(master: str, conf: dict[str, str]) -> str:
+    """`local[N]` as `local[N,F]`: in local mode Spark retries a failed task only when the master says so
+    (spark.task.maxFailures applies to clusters). F is spark.task.maxFailures, 4 unless set."""
+    found = _LOCAL.match(master)
+    if not found:
+        return master
+    return f"local[{found.group(1)},{int(conf.get('spark.task.maxFailures', '4'))}]"
+
+
+def task_error(exc: BaseException) -> CurateError:
+    """A failed Spark job as one line: the Python exception the task raised (a CurateError's message as it
+    is), not the JVM's pages of stack."""
+    text = str(exc)
+    lines = [m.groups() for m in _ERROR_LINE.finditer(text)
+             if not m.group(1).startswith(("org.apache", "py4j", "java.", "pyspark.", "scala."))]
+    ours = [msg for name, msg in lines if name.startswith("curate.")]
+    if ours:
+        return CurateError(ours[-1].strip())
+    if lines:
+        name, msg = lines[-1]
+        return CurateError(f"a Spark task failed: {name.rsplit('.', 1)[-1]}: {msg.strip()}")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return CurateError(f"a Spark job failed: {first[:300]}")
 
 
 def _tasks_done(sc, group: str) -> int:

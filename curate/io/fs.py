@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,10 +45,28 @@ def _tmp_name(p: str) -> str:
     return f"{head}/{TMP_PREFIX}{uuid.uuid4().hex[:8]}.{tail}"
 
 
+def is_local(path: str) -> bool:
+    """True for a path on this machine's disk (a plain path or file://), where rename is atomic."""
+    fs, _ = url_to_fs(path)
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
 @contextmanager
 def atomic_open(path: str, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open `path` for writing under a temporary name; rename into place only if the block succeeds."""
+    """Open `path` for writing so that a reader sees the whole file or none of it.
+
+    On local disk: a temporary name in the same folder, renamed into place only if the block succeeds.
+    On an object store: a local temporary file, uploaded with one PUT (or one multipart upload, which
+    the store also makes visible only when complete) only if the block succeeds; a failed block uploads
+    nothing. Object stores have no rename, and copying a temporary object would double the bytes.
+    """
     fs, p = url_to_fs(path)
+    if not is_local(path):
+        with tempfile.NamedTemporaryFile(prefix=TMP_PREFIX, mode=mode) as fh:
+            yield fh
+            fh.flush()
+            fs.put_file(fh.name, p)
+        return
     fs.makedirs(p.rpartition("/")[0] or ".", exist_ok=True)
     tmp = _tmp_name(p)
     try:

@@ -1,0 +1,41 @@
+"""Datasets of parquet parts: names, one-listing resume, deterministic bytes, stats merging."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from curate.io import dataset
+
+
+def test_part_names():
+    assert dataset.part_name(17) == "part-00017.parquet"
+    assert dataset.shard_part_name(17) == dataset.shard_part_name("00017.tar") == "00017.parquet"
+
+
+def test_list_parts_ignores_markers_stats_and_temporaries(tmp_path):
+    assert dataset.list_parts(str(tmp_path / "none")) == {}
+    t = pa.table({"x": [1, 2, 3]})
+    size = dataset.write_part(t, str(tmp_path / "d" / "00001.parquet"))
+    for name in ("_SUCCESS", "_stats.json", "_tmp.abc.00002.parquet", ".hidden.parquet", "notes.txt"):
+        (tmp_path / "d" / name).write_bytes(b"x")
+    (tmp_path / "d" / "sub.parquet").mkdir()
+    assert dataset.list_parts(str(tmp_path / "d")) == {"00001.parquet": size}
+    assert size == (tmp_path / "d" / "00001.parquet").stat().st_size
+
+
+def test_same_table_same_bytes_whatever_its_chunks(tmp_path):
+    t = pa.table({"uid": [f"{i:032x}" for i in range(1000)], "v": list(range(1000))})
+    chunked = pa.concat_tables([t.slice(0, 10), t.slice(10, 500), t.slice(510)])
+    dataset.write_part(t, str(tmp_path / "a.parquet"))
+    dataset.write_part(chunked.combine_chunks(), str(tmp_path / "b.parquet"))
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert dataset.read_part(str(tmp_path / "a.parquet"), ["v"]).column("v").to_pylist() == list(range(1000))
+
+
+def test_merge_stats_adds_numbers_and_nested_counts():
+    got = dataset.merge_stats([{"rows": 3, "status": {"success": 2, "http_error": 1}},
+                               {"rows": 4, "status": {"success": 4}}, {}])
+    assert got == {"rows": 7, "status": {"success": 6, "http_error": 1}}
+    with pytest.raises(TypeError):
+        dataset.merge_stats([{"name": "x"}])
