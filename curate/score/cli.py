@@ -38,7 +38,9 @@ def add_parser(sub) -> None:
                    help="also write this model's embeddings (repeatable, or 'all'); the first model's always are")
     p.add_argument("--probe", action="append", metavar="SPEC.json",
                    help="a probe's JSON spec (or a bundled probe's name, e.g. is_red); repeatable")
-    p.add_argument("--langid-model", default="bundled", help="fasttext model file (default: bundled lid.176.ftz)")
+    p.add_argument("--langid-model", default="bundled", metavar="PATH|URL",
+                   help="fasttext language-ID model, lid.176.bin (DataComp's) or .ftz: a file, or a URL fetched "
+                        "once into ~/.cache/curate (default: the bundled lid.176.ftz)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto: bf16 autocast on cuda, fp32 on cpu")

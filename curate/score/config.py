@@ -104,7 +104,7 @@ class ClipConfig:
 
 @dataclass(frozen=True)
 class LangIdConfig:
-    model: str = BUNDLED
+    model: str = BUNDLED  # "bundled" (lid.176.ftz), or lid.176.bin / .ftz by path or URL (fetched once, cached)
 
 
 @dataclass(frozen=True)
