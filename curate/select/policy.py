@@ -91,6 +91,27 @@ def annotates(step: Step) -> tuple[str, ...]:
     return tuple(getattr(step, "annotation_columns", ()))
 
 
+def grouped(step: Step) -> bool:
+    """Whether the resolved step decides rows per group of them (it has `group_key`, `annotate_group`)."""
+    return bool(getattr(step, "grouped", lambda: False)())
+
+
+def split_tables(resolved: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, pa.Table]]:
+    """Resolved parameters without their tables (e.g. MetaCLIP's per-entry counts), and the tables by
+    the file name that stands in their place (`<step>.<key>.parquet`), for select to write beside
+    selection.json."""
+    plain: dict[str, dict[str, Any]] = {}
+    tables: dict[str, pa.Table] = {}
+    for step, params in resolved.items():
+        plain[step] = {}
+        for key, value in params.items():
+            if isinstance(value, pa.Table):
+                tables[f"{step}.{key}.parquet"] = value
+                value = f"{step}.{key}.parquet"
+            plain[step][key] = value
+    return plain, tables
+
+
 def is_weighting(step: Step) -> bool:
     return bool(getattr(step, "weighting", False))
 
@@ -133,7 +154,7 @@ def load_policy(name_or_path: str, target_size: int | None = None) -> Policy:
     from curate.select import steps  # noqa: F401  (registers every step)
 
     path = Path(name_or_path)
-    if not path.suffix and (POLICY_DIR / f"{name_or_path}.yaml").is_file():
+    if not path.is_file() and "/" not in name_or_path and (POLICY_DIR / f"{name_or_path}.yaml").is_file():
         path = POLICY_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise CurateError(f"no policy {name_or_path!r}: not a file, and not one of {', '.join(policy_names())}")

@@ -23,7 +23,7 @@ from curate.io import fs
 from curate.io.stagedir import StageDir
 from curate.select import steps as _steps  # noqa: F401  (registers every step)
 from curate.select.execute import decisions_table, plan, required_columns, select_frame, widen_halves
-from curate.select.policy import Policy, Step, load_policy, make_step
+from curate.select.policy import Policy, Step, load_policy, make_step, split_tables
 from curate.stage import StageStats
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,9 @@ def pool_table(run_dir: str, needed: set[str] | None = None) -> pa.Table:
 
 
 def write_outputs(sd: StageDir, decided: pa.Table, policy: Policy, resolved: dict, inputs: dict) -> dict:
+    resolved, tables = split_tables(resolved)  # per-step tables (MetaCLIP's entry counts) go beside it
+    for name, table in tables.items():
+        fs.write_table(table, sd.file(name))
     decided = decided.sort_by([("uid", "ascending")])
     decisions = schemas.conform(decisions_table(decided), "decisions", 2)
     kept = decisions.filter(decisions.column("kept"))
