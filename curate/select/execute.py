@@ -166,6 +166,9 @@ def select_frame(engine: Any, frame: Any, policy: P.Policy,
             pending, initialized = [], True
         # nothing decided yet: pool-wide questions go to the input columns, without a Python pass
         s = P.resolve(s, EnginePool(engine, frame) if initialized else EnginePool(engine, raw, state=False))
+        if P.grouped(s):  # decided within groups of rows (SemDeDup: per cluster): a pass, then a group-by
+            frame, schema = _grouped(engine, frame, s, schema, PassConfig(tuple(pending), s, init=not initialized))
+            pending, initialized = [], True
         pending.append((idx, s))
         resolved[s.name] = s.report() if hasattr(s, "report") else P.step_params(s)
     frame = _pass(engine, frame, PassConfig(tuple(pending), init=not initialized), schema)
@@ -192,6 +195,16 @@ def _extend(schema: pa.Schema, extra: tuple[pa.Field, ...]) -> pa.Schema:
         if f.name not in schema.names:
             schema = schema.append(f)
     return schema
+
+
+def _grouped(engine: Any, frame: Any, step: Any, schema: pa.Schema, config: PassConfig) -> tuple[Any, pa.Schema]:
+    """The step's row-local annotation (e.g. the nearest centroid), then its per-group one (duplicates)."""
+    from curate.select.groups import map_groups
+
+    schema = _extend(schema, step.annotation_schema)
+    frame = engine.materialize(_pass(engine, frame, config, schema))
+    schema = _extend(schema, step.group_schema)
+    return engine.materialize(map_groups(engine, frame, step.group_key, step.annotate_group, schema)), schema
 
 
 def _pass(engine: Any, frame: Any, config: PassConfig, schema: pa.Schema) -> Any:

@@ -25,6 +25,7 @@ def make_pool(n: int = 200, seed: int = 0) -> pa.Table:
         "clip_multilingual": np.round(sims - 0.01, 2), "clip_dfn": rng.uniform(0, 1, n).astype(np.float32),
         "nsfw": rng.uniform(0, 1, n).astype(np.float32), "source": ["a" if i % 4 else "b" for i in range(n)],
         "image_embedding": pa.array(list(emb), pa.list_(pa.float16())),
+        "aesthetic": np.round(rng.uniform(3, 8, n), 1).astype(np.float32),  # drawn last: earlier columns unchanged
     })
 
 

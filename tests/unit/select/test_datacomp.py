@@ -35,9 +35,17 @@ def test_basic_filter_reasons_in_order():
     assert d.step.tolist()[6] == "clip_score"
 
 
-def test_top_fraction_keeps_exactly_ceil_and_breaks_ties_by_uid():
+def test_top_fraction_keeps_every_tie_at_datacomps_threshold():
+    """DataComp's get_threshold: index int(5 * 0.5) = 2 of [0.9, 0.5, 0.5, 0.5, 0.1] is 0.5; every 0.5 kept."""
     table = _pool([(f"{i:032x}", "a b c d", "en", 300, 300, s) for i, s in enumerate([0.5, 0.9, 0.5, 0.1, 0.5])])
     d = apply([make_step("clip_score", fraction=0.5)], table)
+    assert [i for i, r in enumerate(d.reason) if r is None] == [0, 1, 2, 4]
+    assert d.resolved["clip_score"]["threshold"] == 0.5
+
+
+def test_exact_cut_keeps_exactly_ceil_and_breaks_ties_by_uid():
+    table = _pool([(f"{i:032x}", "a b c d", "en", 300, 300, s) for i, s in enumerate([0.5, 0.9, 0.5, 0.1, 0.5])])
+    d = apply([make_step("clip_score", fraction=0.5, cut="exact")], table)
     kept = [i for i, r in enumerate(d.reason) if r is None]
     assert kept == [0, 1, 2]  # ceil(2.5) = 3: 0.9, then the two smallest uids at 0.5
     assert d.resolved["clip_score"]["threshold"] == 0.5

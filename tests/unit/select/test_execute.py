@@ -17,6 +17,9 @@ POLICIES = [
     {"steps": [{"step": "dfn"}, {"step": "language_rebalance", "targets": {"de": 0.3}}]},
     {"steps": [{"step": "metaclip", "t": 8}, {"step": "probe", "column": "nsfw", "max_value": 0.7}]},
     {"target_size": 11, "steps": ["laion_clip"]},
+    {"steps": [{"step": "metaclip", "match": "metaclip", "t": 5},
+               {"step": "semdedup", "eps": 0.3, "k": 4, "train_rows": 150, "niter": 10}]},
+    {"steps": ["datacomp_basic", {"step": "semdedup", "eps": 0.2, "k": 3, "train_rows": 100, "niter": 10}]},
 ]
 
 

@@ -123,3 +123,28 @@ def test_datacomp_text_filter_needs_an_imagenet_lemma(pool):
     assert by_caption["zqx vbnm qwerty"] == "no_imagenet_lemma"
     assert by_caption["un chien sur la plage"] == "not_english"
     assert resolved["datacomp_text"] == {"language": "en", "lemmas": None}
+
+
+def test_probe_bounds_any_column_and_a_missing_score_fails_only_a_minimum():
+    table = pa.table({"uid": [f"{i:032x}" for i in range(6)],
+                      "aesthetic": pa.array([4.9, 5.0, 6.2, None, 7.5, float("nan")], pa.float32())})
+    frame, resolved = decide(table, {"steps": [{"step": "probe", "column": "aesthetic", "min_value": 5.0}]})
+    assert frame.column("_reason").to_pylist() == ["probe_score", None, None, "probe_score", None, "probe_score"]
+    assert resolved["probe"] == {"column": "aesthetic", "max_value": None, "min_value": 5.0}
+    frame, _ = decide(table, {"steps": [{"step": "probe", "column": "aesthetic", "min_value": 5, "max_value": 7}]})
+    assert kept(frame).tolist() == [False, True, True, False, False, False]
+    frame, _ = decide(table, {"steps": [{"step": "probe", "column": "aesthetic", "max_value": 6}]})
+    assert kept(frame).tolist() == [True, True, False, True, False, True]  # nothing flagged a missing score
+    with pytest.raises(CurateError, match="min_value or max_value"):
+        policy_from_dict({"steps": [{"step": "probe", "column": "aesthetic"}]})
+    with pytest.raises(CurateError, match="needs columns"):
+        decide(table, {"steps": [{"step": "probe", "column": "sharpness", "min_value": 1}]})
+
+
+def test_laion_aesthetics_is_laion_then_an_aesthetic_minimum(pool):
+    frame, _ = select_frame(LocalEngine(), pool, load_policy("laion-aesthetics"))
+    laion, _ = decide(pool, {"steps": [{"step": "laion_clip"}]})
+    aesthetic = pool.column("aesthetic").to_numpy().astype(float)
+    assert (kept(frame) == (kept(laion) & (aesthetic >= 5))).all()
+    assert "probe_score" in frame.column("_reason").to_pylist()
+    assert "probe_score" in schemas.reasons("select") and "semantic_duplicate" in schemas.reasons("select")
