@@ -37,10 +37,11 @@ def _size(text: str) -> int:
 def add_parser(sub) -> None:
     p = add_stage(sub, "select", cmd_select, "Select samples by a policy: a shipped recipe or a YAML file.")
     p.add_argument("--policy", default=None,
-                   help="datacomp-basic, datacomp-clip-score, datacomp-1b, dfn, laion, relaion-research, "
-                        "relaion-research-safe, metaclip, or a policy YAML file (default: the flags below)")
+                   help="a shipped policy (datacomp-basic, datacomp-clip-score[-b32], datacomp-text, datacomp-image, "
+                        "datacomp-1b, dfn, laion, laion-aesthetics, relaion-research[-safe], metaclip, "
+                        "metaclip-400m, metaclip-2.5b, semdedup) or a policy YAML file (default: the flags below)")
     p.add_argument("--target-size", type=_size, default=None,
-                   help="keep exactly N samples: the ranking step's cut is chosen to meet it")
+                   help="keep exactly N samples: the ranking step's cut (ceil, ties by uid) is chosen to meet it")
     p.add_argument("--engine", choices=("local", "spark"), default="local", help="where to run (default local)")
     add_spark_options(p)
     p.add_argument("--clip-fraction", type=fraction, default=0.3, help="keep the top fraction (default 0.3)")
