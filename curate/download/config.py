@@ -33,7 +33,6 @@ class DownloadConfig:
     retries: int = 0  # extra attempts per sample after a 5xx, 429, timeout or dropped connection
     retry_backoff: float = 0.5  # seconds before the first extra attempt, doubled each time
     retry_backoff_max: float = 8.0  # the longest wait between attempts
-    max_shard_retry: int = 1  # extra attempts per failed shard
     retry_failed: bool = False  # on a finished download, fetch again the rows with a RETRYABLE_STATUSES status
     allow_addresses: tuple[str, ...] = ()  # opens private/loopback hosts, host:port or CIDRs
     user_agent: str | None = None  # the User-Agent header sent; None: img2dataset's

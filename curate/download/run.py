@@ -1,27 +1,33 @@
-"""The download stage: split the input into shards, fetch them on an engine, retry failed shards,
-and finish with a status for every input row."""
+"""The download stage: the engine cuts the input into shards (`curate.download.plan`), fetches each shard in a
+task of its own (failed tasks are retried by the engine), and the stage finishes with a status for every
+input row, counted by the engine from the samples parts."""
 
 from __future__ import annotations
 
 import logging
 import math
 
-import pyarrow as pa
 from img2dataset.downloader import Downloader
 from img2dataset.resizer import Resizer
 from img2dataset.writer import WebDatasetSampleWriter
 
-from curate import schemas
-from curate.download import retry
-from curate.download.config import DownloadConfig
+from curate.download.config import RETRYABLE_STATUSES, DownloadConfig
 from curate.download.guard import AddressPolicy
-from curate.download.inputs import URLS_VERSION, read_input
 from curate.download.limits import FetchLimits, PixelCap
+from curate.download.plan import UrlPlan, plan_urls
 from curate.download.status import SUCCESS
-from curate.download.worker import COLUMNS, SAMPLES_VERSION, SHARD_DIGITS, Layout, ShardWorker, samples_version
+from curate.download.worker import (
+    COLUMNS,
+    SAMPLES_VERSION,
+    SHARD_DIGITS,
+    Layout,
+    ShardWorker,
+    count_statuses,
+    samples_version,
+)
 from curate.engines.base import Engine
 from curate.errors import CurateError
-from curate.io import fs
+from curate.io import dataset, fs
 from curate.io.stagedir import SUCCESS as DONE_MARKER
 from curate.io.stagedir import StageDir
 from curate.stage import StageStats
@@ -52,79 +58,62 @@ def fetch_limits(config: DownloadConfig) -> FetchLimits:
                        retries=config.retries, backoff=config.retry_backoff, backoff_max=config.retry_backoff_max)
 
 
-def _write_input_shards(layout: Layout, urls: pa.Table, shard_size: int, shard_ids: list[int]) -> None:
-    for sid in shard_ids:
-        retry.write_arrow(layout.input_arrow(sid), urls.slice(sid * shard_size, shard_size))
-
-
-def _run_shards(engine: Engine, worker: ShardWorker, pending: list[int], config: DownloadConfig) -> None:
-    """Run `worker` on every shard, again on those that failed, up to config.max_shard_retry times."""
-    failures: list = []
-    for attempt in range(1 + config.max_shard_retry):
-        if not pending:
-            return
-        if attempt:
-            log.warning("download: retrying %d failed shards (attempt %d)", len(pending), attempt + 1)
-        failures = [r for r in engine.run_tasks(worker, pending) if not r.ok]
-        pending = [r.shard_id for r in failures]
-    if pending:
-        raise CurateError(f"download: {len(pending)} shard(s) failed after {config.max_shard_retry + 1} "
-                          f"attempts (first: {failures[0].error}); rerun to resume")
+def tasks_group(n: int, max_tasks: int = 20_000) -> int:
+    """Items per engine task for `n` items: one each up to `max_tasks`, then grouped (DATAPLANE: 1.28M
+    shards run as ~20,000 tasks, so the driver's task list stays bounded)."""
+    return max(1, math.ceil(n / max_tasks))
 
 
 def run_download(engine: Engine, run_dir: str, config: DownloadConfig) -> dict:
     """Download `config.input` into RUN/download; a finished stage is a no-op (unless `retry_failed`), an
-    unfinished one resumes."""
+    unfinished one resumes: one listing finds the shards still to fetch."""
     sd = StageDir(run_dir, NAME)
     if sd.done() and not config.retry_failed:
         log.info("download: already complete in %s", sd.path)
         return sd.stats()
     policy = AddressPolicy(config.allow_addresses)
     fetch = fetch_limits(config)
-    urls = read_input(config)
     sd.begin()
     layout = Layout(sd.path)
-    if not fs.exists(sd.file("urls.parquet")):
-        fs.write_table(schemas.conform(urls, "urls", URLS_VERSION), sd.file("urls.parquet"))
-    elif not fs.read_table(sd.file("urls.parquet"), columns=["uid"]).column("uid").equals(urls.column("uid")):
-        raise CurateError(f"download: {sd.path} holds a download of another input; use another run directory")
-    n_shards = math.ceil(urls.num_rows / config.shard_size)
+    plan = plan_urls(engine, config, layout.urls_dir)
     if sd.done():  # --retry-failed on a finished download: it is unfinished again until the retry ends
         ffs, marker = fs.url_to_fs(sd.file(DONE_MARKER))
         ffs.rm(marker)
-    pending = [s for s in range(n_shards) if not fs.exists(layout.samples(s))]
-    log.info("download: %d rows in %d shards, %d to fetch", urls.num_rows, n_shards, len(pending))
-    _write_input_shards(layout, urls, config.shard_size, pending)
+    done = dataset.list_parts(layout.samples_dir)
+    pending = [s for s in range(plan.shards) if dataset.shard_part_name(s) not in done]
+    log.info("download: %d rows in %d shards, %d to fetch", plan.rows, plan.shards, len(pending))
     fs.makedirs(layout.raw)
     version = samples_version(layout)
     if version != SAMPLES_VERSION:
         log.warning("download: %s holds samples.v%d shards from an older curate; the new ones keep that version "
                     "(samples.v%d's columns, `source` among them, need a new run)", sd.path, version, SAMPLES_VERSION)
     downloader = make_downloader(config, layout.raw)
-    _run_shards(engine, ShardWorker(downloader, policy, layout, fetch, version=version), pending, config)
+    engine.for_each(ShardWorker(downloader, policy, layout, fetch, version=version), pending,
+                    tasks_group(len(pending)))
     if config.retry_failed:
-        again = retry.plan(layout, urls, n_shards, config.shard_size)
-        _run_shards(engine, ShardWorker(downloader, policy, layout, fetch, retry=True, version=version), again,
-                    config)
-    return _finish(sd, layout, urls, n_shards)
+        got = engine.for_each(ShardWorker(downloader, policy, layout, fetch, retry=True, version=version),
+                              range(plan.shards), tasks_group(plan.shards))
+        log.info("download: retried %d rows in %d shards (statuses %s, and http_error for 5xx/429)",
+                 got.get("rows", 0), got.get("shards", 0), ", ".join(RETRYABLE_STATUSES))
+    return _finish(engine, sd, layout, plan)
 
 
-def _finish(sd: StageDir, layout: Layout, urls: pa.Table, n_shards: int) -> dict:
-    for folder in (layout.inputs, layout.raw):
-        ffs, p = fs.url_to_fs(folder)
-        if ffs.exists(p):
-            ffs.rm(p, recursive=True)
-    samples = fs.read_table(sd.file("samples"), schema="samples")
-    stats = StageStats.from_table(samples.append_column(
-        "reason", pa.array([None if s == SUCCESS else s for s in samples.column("status").to_pylist()],
-                           pa.string())))
-    if stats.rows_in != urls.num_rows:
-        raise CurateError(f"download: {urls.num_rows} input rows but {stats.rows_in} status rows; "
-                          "remove RUN/download and rerun")
+def _finish(engine: Engine, sd: StageDir, layout: Layout, plan: UrlPlan) -> dict:
+    ffs, p = fs.url_to_fs(layout.raw)
+    if ffs.exists(p):
+        ffs.rm(p, recursive=True)
+    parts = dataset.part_paths(layout.samples_dir)
+    counted = engine.for_each(count_statuses, parts, tasks_group(len(parts)))
+    status = counted.get("status", {})
+    stats = StageStats(rows_in=counted.get("rows", 0), kept=status.get(SUCCESS, 0))
+    stats.rejected.update({k: v for k, v in status.items() if k != SUCCESS})
+    if stats.rows_in != plan.rows or len(parts) != plan.shards:
+        raise CurateError(f"download: {plan.rows} input rows in {plan.shards} shards but {stats.rows_in} status "
+                          f"rows in {len(parts)}; remove RUN/download and rerun")
     blocked = stats.rejected.get("blocked_address", 0)
     if blocked:
         log.warning("download: %d URLs were refused as private, loopback, link-local or non-HTTP addresses; "
                     "if you trust them, allow them with --allow-address HOST|HOST:PORT|CIDR", blocked)
-    result = {"stage": NAME, "shards": n_shards, **stats.to_dict()}
+    result = {"stage": NAME, "shards": plan.shards, **stats.to_dict()}
     sd.finish(result)
     return result

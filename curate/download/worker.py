@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import schemas
@@ -20,7 +21,8 @@ from curate.download import guard
 from curate.download.limits import FetchLimits
 from curate.download.presets import CARRIED
 from curate.download.status import SUCCESS, classify
-from curate.io import fs, tarindex
+from curate.errors import CurateError
+from curate.io import dataset, fs, tarindex
 from curate.io.tario import write_tar_file
 
 log = logging.getLogger(__name__)
@@ -42,28 +44,22 @@ def sample_key(shard_id: int, index: int, shard_size: int) -> str:
 
 
 @dataclass(frozen=True)
-class ShardResult:
-    shard_id: int
-    ok: bool
-    error: str | None = None
-
-
-@dataclass(frozen=True)
 class Layout:
     """Where one download run keeps its files."""
 
     root: str  # the stage folder
 
     @property
-    def inputs(self) -> str:
-        return fs.join(self.root, "_input")
+    def urls_dir(self) -> str:
+        """The planned input, one part per shard (curate.download.plan)."""
+        return fs.join(self.root, "urls")
+
+    def urls(self, shard_id: int) -> str:
+        return fs.join(self.urls_dir, f"{shard_name(shard_id)}.parquet")
 
     @property
     def raw(self) -> str:
         return fs.join(self.root, "_raw")
-
-    def input_arrow(self, shard_id: int) -> str:
-        return fs.join(self.inputs, f"{shard_name(shard_id)}.arrow")
 
     def tar(self, shard_id: int) -> str:
         return fs.join(self.root, "shards", f"{shard_name(shard_id)}.tar")
@@ -83,10 +79,8 @@ class Layout:
 def samples_version(layout: Layout) -> int:
     """The samples version a run's new shards are written in: that of the shards it already has (an older
     curate's, on a resume or --retry-failed), else SAMPLES_VERSION; so one run's shards agree on columns."""
-    ffs, p = fs.url_to_fs(layout.samples_dir)
-    if not ffs.isdir(p) or not any(f.endswith(".parquet") for f in ffs.ls(p, detail=False)):
-        return SAMPLES_VERSION
-    return schemas.version_of(fs.read_schema(layout.samples_dir), "samples") or SAMPLES_VERSION
+    schema = dataset.read_schema(layout.samples_dir)
+    return SAMPLES_VERSION if schema is None else schemas.version_of(schema, "samples") or SAMPLES_VERSION
 
 
 def _read_tar(path: str) -> dict[str, bytes]:
@@ -151,7 +145,7 @@ def normalise(layout: Layout, shard_id: int, inputs: pa.Table, content_types: di
     members = _rekey(_read_tar(fs.join(layout.raw, f"{name}.tar")), keys)
     if retry:  # merge into the finished shard: its other rows and members stay as they are
         retried = {row["uid"] for row in rows}
-        old = fs.read_table(layout.samples(shard_id)).to_pylist()
+        old = dataset.read_part(layout.samples(shard_id)).to_pylist()
         rows += [row for row in old if row["uid"] not in retried]
         members = _read_tar(layout.tar(shard_id)) | members
         kept = {row["key"] for row in rows if row["status"] == SUCCESS}  # a half-merged earlier retry left
@@ -161,12 +155,14 @@ def normalise(layout: Layout, shard_id: int, inputs: pa.Table, content_types: di
     fs.write_json(layout.shard_stats(shard_id), {"shard": f"{name}.tar", "rows": len(rows),
                                                  "status": dict(sorted(counts.items()))})
     table = schemas.conform(pa.Table.from_pylist(rows), "samples", version)
-    fs.write_table(table.sort_by([("uid", "ascending")]), layout.samples(shard_id))
+    dataset.write_part(table.sort_by([("uid", "ascending")]), layout.samples(shard_id))
     return counts
 
 
 class ShardWorker:
-    """A picklable callable that engines map over shard ids (Spark tasks, Ray tasks, or in-process)."""
+    """A picklable callable that engines map over shard ids (Spark tasks, Ray tasks, or in-process). It reads
+    its shard's planned rows (`urls/NNNNN.parquet`) itself and returns a small stats dict; a shard that cannot
+    finish raises, so the engine's task retries run it again (per-sample failures are rows, not errors)."""
 
     def __init__(self, downloader, policy: guard.AddressPolicy, layout: Layout, fetch: FetchLimits | None = None,
                  retry: bool = False, version: int = SAMPLES_VERSION) -> None:
@@ -177,14 +173,23 @@ class ShardWorker:
         self.retry = retry
         self.version = version  # the samples schema version written (samples_version)
 
-    def __call__(self, shard_id: int) -> ShardResult:
+    def _inputs(self, shard_id: int) -> pa.Table | None:
+        """The rows to fetch: the shard's planned rows, or (retry) those of them that failed retryably."""
+        urls = dataset.read_part(self.layout.urls(shard_id))
+        if not self.retry:
+            return None if fs.exists(self.layout.samples(shard_id)) else urls  # a task rerun skips done shards
+        from curate.download.retry import failed_rows
+
+        failed = failed_rows(dataset.read_part(self.layout.samples(shard_id)), urls)
+        return failed if failed.num_rows else None
+
+    def __call__(self, shard_id: int) -> dict:
         name = shard_name(shard_id)
-        src = self.layout.input_arrow(shard_id)
-        work = fs.join(self.layout.raw, f"{name}.input.arrow")  # the Downloader deletes its input
         try:
-            sfs, spath = fs.url_to_fs(src)
-            with sfs.open(spath, "rb") as fh:
-                inputs = pa.ipc.open_file(pa.BufferReader(fh.read())).read_all()
+            inputs = self._inputs(shard_id)
+            if inputs is None:
+                return {}
+            work = fs.join(self.layout.raw, f"{name}.input.arrow")  # the Downloader deletes its input
             sink = pa.BufferOutputStream()
             with pa.ipc.new_file(sink, inputs.select(COLUMNS).schema) as writer:
                 writer.write_table(inputs.select(COLUMNS))
@@ -194,14 +199,20 @@ class ShardWorker:
             content_types = {u: guard.CONTENT_TYPES.pop(u, "") for u in inputs.column("url").to_pylist()}
             counts = normalise(self.layout, shard_id, inputs, content_types,
                                self.downloader.number_sample_per_shard, self.retry, self.version)
-        except Exception as exc:  # a failed shard is retried by the caller, then reported
-            log.exception("download shard %s failed", name)
-            return ShardResult(shard_id, False, f"{type(exc).__name__}: {exc}")
+        except CurateError:
+            raise
+        except Exception as exc:  # the engine retries the task; its last failure reaches the user in one line
+            raise CurateError(f"download shard {name} failed: {type(exc).__name__}: {exc}") from exc
         rfs, rpath = fs.url_to_fs(self.layout.raw)
         for suffix in (".tar", ".parquet", "_stats.json", ".input.arrow"):
             if rfs.exists(f"{rpath}/{name}{suffix}"):
                 rfs.rm(f"{rpath}/{name}{suffix}")
-        if self.retry:
-            sfs.rm(spath)  # this retry input is done: a rerun must not merge it again
         log.info("shard %s: %s", name, json.dumps(dict(counts)))
-        return ShardResult(shard_id, True)
+        return {"shards": 1, "rows": inputs.num_rows, "fetched": dict(counts)}
+
+
+def count_statuses(samples_part: str) -> dict:
+    """Rows per status of one samples part (what the stage's stats add up, on the engine)."""
+    status = dataset.read_part(samples_part, ["status"]).column("status")
+    counts = {item["values"]: item["counts"] for item in pc.value_counts(status).to_pylist()}
+    return {"rows": len(status), "status": counts}

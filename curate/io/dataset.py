@@ -12,7 +12,6 @@ tables and tests. Engines open datasets part by part in their workers (`read_par
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -72,9 +71,7 @@ def encode(table: pa.Table, schema: str | None = None, version: int = 1) -> byte
     same bytes, so a part rewritten on resume is identical."""
     if schema is not None:
         table = schemas.conform(table, schema, version)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", write_page_checksum=True)
-    return buf.getvalue()
+    return fs.encode_table(table)
 
 
 def write_part(table: pa.Table, path: str, schema: str | None = None, version: int = 1) -> int:

@@ -97,9 +97,14 @@ def write_table(table: pa.Table, path: str, schema: str | None = None) -> None:
     """Write a parquet file atomically, conformed to `schema` (a name in schemas/) when given."""
     if schema is not None:
         table = schemas.conform(table, schema)
+    write_bytes(path, encode_table(table))
+
+
+def encode_table(table: pa.Table) -> bytes:
+    """Parquet bytes: zstd, page checksums; the same table gives the same bytes however it is chunked."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    write_bytes(path, buf.getvalue())
+    pq.write_table(table.combine_chunks(), buf, compression="zstd", write_page_checksum=True)
+    return buf.getvalue()
 
 
 def read_table(path: str, schema: str | None = None, columns: list[str] | None = None) -> pa.Table:
