@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bench
 
-SKIP_BY_DEFAULT = {"compare"}  # scaling-law fits: minutes of study-grid fits, run by name
+SKIP_BY_DEFAULT = {"compare", "recipes"}  # minutes each (scaling-law fits; MetaCLIP 500k + SemDeDup 1M): by name
 
 
 def available() -> list[str]:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import CurateError
-from curate.select.image import embeddings
+from curate.select.image import embeddings, nearest_centroids
 from curate.select.metaclip import uniform
 from curate.select.policy import PoolView, StepResult, register
 
@@ -36,7 +36,6 @@ TRAIN_KEY = "_semdedup_key"
 CLUSTER = "_semdedup_cluster"
 SIMILARITY = "_semdedup_similarity"  # cosine similarity to the nearest centroid
 DUPLICATE = "_semdedup_duplicate"
-ASSIGN_ROWS = 4096  # rows per nearest-centroid search (bounds the rows x k similarity block)
 PAIR_BLOCK = 2048  # columns per block of a cluster's similarity matrix (bounds it to size x block)
 
 
@@ -101,7 +100,7 @@ class SemDeDup:
         if self._centroids is None:
             keys = [uniform(self.seed, u, "semdedup") for u in table.column("uid").to_pylist()]
             return table.append_column(self.annotation_schema[0], pa.array(keys, pa.float64()))
-        cluster, sim = self.nearest(embeddings(table.column(self.column)))
+        cluster, sim = nearest_centroids(embeddings(table.column(self.column)), self._centroids)
         return (table.append_column(self.annotation_schema[0], pa.array(cluster, pa.int32()))
                 .append_column(self.annotation_schema[1], pa.array(sim, pa.float32())))
 
@@ -120,17 +119,6 @@ class SemDeDup:
         km = faiss.Kmeans(x.shape[1], k, niter=self.niter, seed=self.seed, spherical=True, verbose=False)
         km.train(x)
         return replace(self, _centroids=np.ascontiguousarray(km.centroids, dtype=np.float32))
-
-    def nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(nearest centroid, cosine similarity to it) per row, `ASSIGN_ROWS` rows at a time."""
-        cluster = np.zeros(len(x), dtype=np.int32)
-        sim = np.zeros(len(x), dtype=np.float32)
-        for start in range(0, len(x), ASSIGN_ROWS):
-            s = x[start:start + ASSIGN_ROWS] @ self._centroids.T
-            best = np.argmax(s, axis=1)
-            cluster[start:start + ASSIGN_ROWS] = best
-            sim[start:start + ASSIGN_ROWS] = s[np.arange(len(best)), best]
-        return cluster, sim
 
     def annotate_group(self, table: pa.Table) -> pa.Table:
         """One cluster's rows (the engine groups them): the duplicate flag of each, among the kept ones."""
