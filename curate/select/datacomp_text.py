@@ -5,8 +5,8 @@ Two ways to decide "names a class":
 - `wordnet` (DataComp's rule, exactly): `does_contain_text_entity` — for each word of `caption.split()`
   (case kept; nltk lowercases and lemmatises it), take the *first* WordNet synset nltk returns, and keep
   the caption if that synset's offset is one of the ImageNet-21k ids' offsets (the POS letter is dropped
-  there too, `int(x[1:])`). Needs nltk and WordNet 3.0 (nltk's `wordnet` corpus, or a folder of the
-  WordNet 3.0 dict files, e.g. Debian's wordnet-base at /usr/share/wordnet).
+  there too, `int(x[1:])`). Needs nltk and its `wordnet` corpus (WordNet 3.0, as DataComp's
+  `nltk.download("wordnet")`).
 - lemmas (the default; offline, an approximation): the caption contains, as whole words, a lemma of an
   ImageNet-21k synset (timm's lemma list), or that lemma with a plural `s`.
 """
@@ -54,24 +54,23 @@ def synset_offsets(path: str) -> frozenset[int]:
 
 @cache
 def first_synset(wordnet: str) -> Callable[[str], int | None]:
-    """word -> offset of `wordnet.synsets(word)[0]`, or None: nltk's reader on `wordnet` (`nltk` for
-    nltk's own data path, or a folder of WordNet 3.0 dict files), memoised per process."""
+    """word -> offset of nltk's `wordnet.synsets(word)[0]`, or None, memoised per process. `wordnet` is
+    `nltk` (nltk's data paths) or an nltk data folder that holds `corpora/wordnet`."""
     try:
-        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+        import nltk
     except ImportError as exc:
-        raise CurateError("datacomp_text: `wordnet:` needs nltk (pip install nltk) and WordNet 3.0") from exc
+        raise CurateError("datacomp_text: `wordnet:` needs nltk (pip install nltk) and its wordnet corpus") from exc
+    if wordnet != NLTK and wordnet not in nltk.data.path:
+        if not Path(wordnet).is_dir():
+            raise CurateError(f"datacomp_text: wordnet {wordnet!r} is neither `nltk` nor an nltk data folder")
+        nltk.data.path.append(wordnet)
     try:
-        if wordnet == NLTK:
-            from nltk.corpus import wordnet as reader
+        from nltk.corpus import wordnet as reader
 
-            reader.ensure_loaded()
-        else:
-            if not (Path(wordnet) / "data.noun").is_file():
-                raise CurateError(f"datacomp_text: {wordnet} has no WordNet dict files (data.noun, index.noun...)")
-            reader = WordNetCorpusReader(wordnet, None)
+        reader.ensure_loaded()
     except LookupError as exc:
-        raise CurateError("datacomp_text: nltk has no WordNet data: run `python -m nltk.downloader wordnet` "
-                          "or give `wordnet:` a folder of WordNet 3.0 dict files") from exc
+        raise CurateError("datacomp_text: nltk has no wordnet corpus: run `python -m nltk.downloader wordnet` "
+                          "(or give `wordnet:` an nltk data folder holding corpora/wordnet)") from exc
 
     @lru_cache(maxsize=1 << 20)
     def lookup(word: str) -> int | None:
@@ -94,7 +93,7 @@ class DataCompText:
 
     language: str = "en"  # fasttext English, as in load_uids_with_text_entity_helper
     lemmas: str | None = None  # lemma mode: a file of lemmas, one per line; default timm's ImageNet-21k lemmas
-    wordnet: str | None = None  # DataComp's rule: `nltk`, or a folder of WordNet 3.0 dict files
+    wordnet: str | None = None  # DataComp's rule: `nltk`, or an nltk data folder holding corpora/wordnet
     synsets: str | None = None  # with `wordnet`: ImageNet-21k WordNet ids; default timm's imagenet21k_goog list
 
     def evaluate(self, table: pa.Table) -> StepResult:

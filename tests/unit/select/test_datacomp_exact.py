@@ -206,3 +206,26 @@ def test_fasttext_token_count_is_fasttexts():
 
     for text in CAPTIONS + ["a\x00b", "\n", "", "  ", "x\n\ny", "\va\fb"]:
         assert fasttext_token_count(text) == len(fasttext.tokenize(text)), repr(text)
+
+
+def test_wordnet_mode_asks_nltk_for_each_words_first_synset():
+    """Where nltk and its wordnet corpus are installed: the lookup against nltk's own answers, word by
+    word, as does_contain_text_entity asks them."""
+    pytest.importorskip("nltk")
+    from nltk.corpus import wordnet
+
+    try:
+        wordnet.ensure_loaded()
+    except LookupError:
+        pytest.skip("nltk has no wordnet corpus here")
+    lookup = datacomp_text.first_synset.__wrapped__("nltk")
+    for word in ["dog", "Dogs", "cats", "running", "New", "qwzx", "dog."]:
+        synsets = wordnet.synsets(word)
+        assert lookup(word) == (synsets[0].offset() if synsets else None)
+
+
+def test_wordnet_mode_without_its_data_is_a_one_line_error(tmp_path):
+    from curate.errors import CurateError
+
+    with pytest.raises(CurateError, match="nltk"):
+        datacomp_text.first_synset.__wrapped__(str(tmp_path / "missing"))
