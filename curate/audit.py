@@ -39,7 +39,7 @@ def _rejections(run: str) -> list[tuple[str, pa.Table]]:
     """(stage, table of uid and reason) for each stage's rejected rows."""
     samples = fs.read_table(fs.join(run, "download", "samples"), schema="samples")
     dl = samples.filter(pc.not_equal(samples.column("status"), SUCCESS))
-    dedup = fs.read_table(fs.join(run, "dedup", "decisions.parquet"), schema="dedup")
+    dedup = fs.read_table(fs.join(run, "dedup", "decisions"), schema="dedup")
     scores = fs.read_table(fs.join(run, "score", "scores"), schema="scores") \
         if fs.exists(fs.join(run, "score", "scores")) else None
     select = fs.read_table(fs.join(run, "select", "decisions.parquet"), schema="decisions")
@@ -57,7 +57,7 @@ def audit(run: str) -> Audit:
     if missing:
         raise CurateError(f"audit: {run} has unfinished stages: {', '.join(missing)}")
     result = Audit()
-    inputs = fs.read_table(fs.join(run, "download", "urls.parquet"), schema="urls").column("uid").to_pylist()
+    inputs = fs.read_table(fs.join(run, "download", "urls"), schema="urls").column("uid").to_pylist()
     result.input_rows = len(inputs)
     place: Counter = Counter()
     remaining = len(inputs)

@@ -14,7 +14,7 @@ def config_from_args(args: argparse.Namespace):
     try:
         return DedupConfig(
             by_url=not args.no_url, by_pair=not args.no_pairs, by_image=not args.no_image, near=not args.no_near,
-            near_distance=args.near_distance, bands=args.bands, eval_images=args.eval_images,
+            near_distance=args.near_distance, eval_images=args.eval_images,
             eval_distance=args.eval_distance, hash_lists=tuple(args.hash_list or ()),
             hash_list_distance=args.hash_list_distance, placeholder_min_urls=args.placeholder_min_urls)
     except ValueError as exc:
@@ -25,12 +25,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     from curate.dedup.run import run_dedup
 
     config = config_from_args(args)
-    if args.engine == "local":
-        from curate.engines.local import LocalEngine as Engine
-        engine = Engine()
-    else:
-        engine = spark_engine(args)
-    with engine:
+    with spark_engine(args) as engine:
         report(run_dedup(engine, args.run, config))
     return 0
 
@@ -45,8 +40,6 @@ def add_parser(sub) -> None:
     p.add_argument("--no-near", action="store_true", help="skip perceptual near-duplicate deduplication")
     p.add_argument("--near-distance", type=int, default=3, metavar="BITS",
                    help="pHash bits two near-duplicates may differ in (default 3 of 64)")
-    p.add_argument("--bands", type=int, default=0,
-                   help="LSH bands for near-duplicate search; 0 = near-distance + 1, which finds every pair")
     p.add_argument("--eval-images", metavar="DIR", help="folder of evaluation images to decontaminate against")
     p.add_argument("--eval-distance", type=int, default=None, metavar="BITS",
                    help="pHash distance for eval contamination (default: --near-distance)")
@@ -56,5 +49,4 @@ def add_parser(sub) -> None:
                    help="pHash entries of hash lists match within this many bits (default 3)")
     p.add_argument("--placeholder-min-urls", type=int, default=5, metavar="K",
                    help="a hash shared by K distinct canonical URLs is a placeholder image (default 5; 0 = off)")
-    p.add_argument("--engine", choices=("spark", "local"), default="spark", help="where to run (default spark)")
     add_spark_options(p)

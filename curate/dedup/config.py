@@ -14,7 +14,6 @@ class DedupConfig:
     # pHash bits that may differ for two images to count as near-duplicates. 3 of 64 catches re-encodes
     # and resizes (imagededup's own PHash tests use <= 10 for "duplicates"; we stay conservative, see README).
     near_distance: int = 3
-    bands: int = 0  # LSH bands; 0 = near_distance + 1 (pigeonhole: every pair within the distance is found)
     eval_images: str | None = None  # folder of evaluation images to decontaminate against
     eval_distance: int | None = None  # None = near_distance
     hash_lists: tuple[str, ...] = ()  # safety hash lists (md5/sha1/sha256/phash hex; text, CSV or parquet)
@@ -22,7 +21,7 @@ class DedupConfig:
     placeholder_min_urls: int = 5  # a hash shared by this many distinct canonical URLs is a placeholder; 0 = off
 
     def __post_init__(self) -> None:
-        for name in ("near_distance", "hash_list_distance", "placeholder_min_urls", "bands"):
+        for name in ("near_distance", "hash_list_distance", "placeholder_min_urls"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.eval_distance is not None and self.eval_distance < 0:
@@ -30,9 +29,3 @@ class DedupConfig:
         for name in ("near_distance", "hash_list_distance"):
             if getattr(self, name) > 63:
                 raise ValueError(f"{name} must be < 64, got {getattr(self, name)}")
-        if self.bands > 64:
-            raise ValueError(f"bands must be <= 64, got {self.bands}")
-
-    def bands_for(self, distance: int) -> int:
-        """The configured band count, or distance + 1 (exact recall) when 0."""
-        return self.bands or min(distance + 1, 64)

@@ -1,22 +1,26 @@
-"""The dedup stage: hash the downloaded images on an engine, then decide (see `curate.dedup.decide` for
-the order of checks and the survivor rule).
+"""The dedup stage: hash the downloaded images (one engine task per shard), then decide on Spark (see
+`curate.dedup.rules` for the order of checks and the survivor rule).
 
-Outputs in `<run>/dedup/`: `hashes/NNNNN.parquet` (hashes.v1, one per download shard),
-`decisions.parquet` (dedup.v1), `_stats.json` (rows, kept, rejections by reason, near-duplicate groups,
-how many samples safety hash lists removed) and `_SUCCESS` last.
+Outputs in `<run>/dedup/`: `hashes/NNNNN.parquet` (hashes.v1, one per download shard), `decisions/NNNNN.parquet`
+(dedup.v1, the decisions of download shard NNNNN's rows, written by the executors), `_stats.json` (rows,
+kept, rejections by reason, duplicate groups, how many samples safety hash lists removed; counted by the
+engine) and `_SUCCESS` last. `_work/` holds the rules' checkpoints while they run.
 """
 
 from __future__ import annotations
 
 import logging
 
-import pyarrow.compute as pc
+import pyarrow as pa
+from pyspark.sql import functions as F
 
+from curate import schemas
 from curate.dedup import hashes as hashing
+from curate.dedup import rules
 from curate.dedup.config import DedupConfig
-from curate.dedup.decide import decide
 from curate.dedup.refs import Refs, hash_folder, load_hash_lists
 from curate.engines.base import Engine
+from curate.errors import CurateError
 from curate.io import fs
 from curate.io.stagedir import StageDir
 from curate.stage import StageStats
@@ -24,32 +28,58 @@ from curate.stage import StageStats
 log = logging.getLogger(__name__)
 
 NAME = "dedup"
-__all__ = ["NAME", "DedupConfig", "decide", "run_dedup"]
+__all__ = ["NAME", "DedupConfig", "run_dedup"]
+
+
+def _remove(path: str) -> None:
+    ffs, p = fs.url_to_fs(path)
+    if ffs.exists(p):
+        ffs.rm(p, recursive=True)
+
+
+def decision_stats(engine, decisions_dir: str) -> tuple[StageStats, int, int]:
+    """(rows and reasons, duplicate groups, near-duplicate groups) of the decisions, aggregated by Spark."""
+    frame = engine.read_dataset(decisions_dir, schemas.load("dedup"))
+    stats = StageStats()
+    for row in frame.groupBy("reason").count().collect():
+        stats.rows_in += row["count"]
+        if row["reason"] is None:
+            stats.kept += row["count"]
+        else:
+            stats.rejected[row["reason"]] += row["count"]
+    near = F.when(F.col("reason") == "near_duplicate", F.col("duplicate_of"))
+    groups = frame.agg(F.countDistinct("duplicate_of").alias("all"), F.countDistinct(near).alias("near")).first()
+    return stats, int(groups["all"]), int(groups["near"])
 
 
 def run_dedup(engine: Engine, run_dir: str, config: DedupConfig | None = None) -> dict:
     config = config or DedupConfig()
     if StageDir(run_dir, NAME).done():
         return StageDir.start(run_dir, NAME)[1] or {}
+    if engine.name != "spark":
+        raise CurateError(f"dedup runs on Spark, not the {engine.name} engine (a local Spark on one machine)")
     # read the reference sets before touching the run: a bad list or folder fails before any work
     safety = load_hash_lists(config.hash_lists) if config.hash_lists else Refs()
     evalset = hash_folder(config.eval_images) if config.eval_images else Refs()
     sd, _ = StageDir.start(run_dir, NAME, requires="download")
-    samples = fs.read_table(fs.join(run_dir, "download", "samples"), schema="samples")
-    hashes = hashing.compute(engine, run_dir, samples, sd.file("hashes"))
-    decisions = decide(engine, samples, config, hashes, safety, evalset)
-    fs.write_table(decisions, sd.file("decisions.parquet"), schema="dedup")
-    stats = StageStats.from_table(decisions)
-    rejected = decisions.filter(pc.is_valid(decisions.column("duplicate_of")))
-    groups = pc.count_distinct(rejected.column("duplicate_of")).as_py()
-    near = rejected.filter(pc.equal(rejected.column("reason"), "near_duplicate"))
+    samples_dir = fs.join(run_dir, "download", "samples")
+    hashing.compute(engine, run_dir, sd.file("hashes"))
+    work, decisions_dir = sd.file("_work"), sd.file("decisions")
+    _remove(decisions_dir)  # decisions are all or nothing: an interrupted attempt's parts go
+    rules.decide(engine, samples_dir, sd.file("hashes"), config, safety, evalset, decisions_dir, work)
+    stats, groups, near_groups = decision_stats(engine, decisions_dir)
+    _remove(work)
     result = {"stage": NAME, "engine": engine.name, "duplicate_groups": groups,
-              "near_duplicate_groups": pc.count_distinct(near.column("duplicate_of")).as_py(),
+              "near_duplicate_groups": near_groups,
               "safety_hash_list_removed": stats.rejected.get("safety_hash_list", 0),
               "safety_hash_list_entries": len(safety), "eval_images_hashed": len(evalset.sha256),
-              "config": {"near_distance": config.near_distance, "bands": config.bands_for(config.near_distance),
-                         "hash_list_distance": config.hash_list_distance,
+              "config": {"near_distance": config.near_distance, "hash_list_distance": config.hash_list_distance,
                          "placeholder_min_urls": config.placeholder_min_urls},
               **stats.to_dict()}
     sd.finish(result)
     return result
+
+
+def read_decisions(run_dir: str, columns: list[str] | None = None) -> pa.Table:
+    """The whole decisions table in this process (demo-size runs and tests)."""
+    return fs.read_table(fs.join(run_dir, NAME, "decisions"), columns=columns)

@@ -44,22 +44,12 @@ class Engine(Protocol):
 
     def map_batches(self, frame: Any, spec: StageSpec, output_schema: pa.Schema) -> Any: ...
 
-    def rank_in_groups(self, frame: Any, key: str, order: Sequence[str], rank_col: str,
-                       first_col: str, value_col: str) -> Any: ...
-
     def run_tasks(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]: ...
 
-    def band_pairs(self, frame: Any, id_col: str, hash_col: str, bands: int, max_distance: int) -> Any:
-        """Pairs of rows whose 64-bit int64 `hash_col` values are within `max_distance` bits, found by LSH
-        banding: the hash is cut into `bands` contiguous bit bands (widths as equal as possible) and only
-        rows sharing a band value are compared. Returns a frame (src, dst, distance) with src < dst
-        (ids compared as values), each pair once. Pigeonhole: `bands >= max_distance + 1` finds every
-        pair (exact recall); fewer bands trade recall for fewer candidates. Ids must be unique."""
-        ...
-
-    def connected_components(self, edges: Any, src: str, dst: str) -> Any:
-        """Connected components of the undirected graph `edges`: a frame (node, component) with one row
-        per node that appears in an edge, `component` being the smallest node of its component."""
+    def for_each(self, fn: Callable[[T], dict], items: Iterable[T], per_task: int = 1) -> dict:
+        """`fn(item)` for every item in the workers, `per_task` items to a task; each returns a small stats
+        dict (numbers and nested dicts), merged in the tasks and then on the driver (`io.dataset.merge_stats`).
+        A failed task is retried by the engine; one that still fails is a one-line CurateError."""
         ...
 
     def count_where(self, frame: Any, where_null: str | None = None) -> int:
@@ -87,15 +77,3 @@ class Engine(Protocol):
     def select_columns(self, frame: Any, columns: Sequence[str]) -> Any:
         """Only `columns` of `frame`, in that order."""
         ...
-
-
-def band_layout(bands: int) -> list[tuple[int, int]]:
-    """(right shift, mask) of each of `bands` contiguous bit bands of a 64-bit hash, most significant first."""
-    if not 1 <= bands <= 64:
-        raise ValueError(f"bands must be in 1..64, got {bands}")
-    widths = [64 // bands + (1 if i < 64 % bands else 0) for i in range(bands)]
-    out, top = [], 64
-    for w in widths:
-        top -= w
-        out.append((top, (1 << w) - 1))
-    return out

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.engines.base import StageSpec, band_layout
+from curate.engines.base import StageSpec
 from curate.io import fs
 from curate.stage import build
 
@@ -46,27 +46,6 @@ class LocalEngine:
             return output_schema.empty_table()
         return pa.concat_tables(outs).select(output_schema.names).cast(output_schema)
 
-    def rank_in_groups(self, frame: pa.Table, key: str, order: Sequence[str], rank_col: str,
-                       first_col: str, value_col: str) -> pa.Table:
-        """Number rows within each `key` group by `order` (0 = first) and give each the first's value."""
-        if frame.num_rows == 0:
-            return frame.append_column(rank_col, pa.array([], pa.int32())).append_column(
-                first_col, pa.array([], frame.schema.field(value_col).type))
-        idx = pc.sort_indices(frame, sort_keys=[(key, "ascending"), *[(c, "ascending") for c in order]])
-        keys = frame.column(key).take(idx).to_numpy(zero_copy_only=False)
-        values = frame.column(value_col).take(idx).to_numpy(zero_copy_only=False)
-        starts = np.ones(len(keys), dtype=bool)
-        starts[1:] = keys[1:] != keys[:-1]
-        group_start = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
-        rank_sorted = np.arange(len(keys)) - group_start
-        rank = np.empty(len(keys), dtype=np.int32)
-        first = np.empty(len(keys), dtype=object)
-        order_idx = idx.to_numpy()
-        rank[order_idx] = rank_sorted
-        first[order_idx] = values[group_start]
-        return frame.append_column(rank_col, pa.array(rank, pa.int32())).append_column(
-            first_col, pa.array(first, frame.schema.field(value_col).type))
-
     def run_tasks(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         from curate.progress import Progress
 
@@ -84,61 +63,6 @@ class LocalEngine:
 
         return merge_stats(self.run_tasks(fn, items))
 
-    def band_pairs(self, frame: pa.Table, id_col: str, hash_col: str, bands: int,
-                   max_distance: int) -> pa.Table:
-        """LSH banding with numpy: per band, sort by band value and pair rows in equal runs."""
-        out_schema = pa.schema([("src", frame.schema.field(id_col).type),
-                                ("dst", frame.schema.field(id_col).type), ("distance", pa.int32())])
-        if frame.num_rows < 2:
-            return out_schema.empty_table()
-        frame = frame.sort_by([(id_col, "ascending")])  # row index order == id order: src = lower index
-        ids = frame.column(id_col)
-        h = frame.column(hash_col).to_numpy().astype(np.int64).view(np.uint64)
-        layout = band_layout(bands)
-        lo_parts, hi_parts = [], []
-        for b, (shift, mask) in enumerate(layout):
-            v = (h >> np.uint64(shift)) & np.uint64(mask)
-            order = np.argsort(v, kind="stable")
-            sv = v[order]
-            for off in range(1, len(sv)):
-                same = sv[off:] == sv[:-off]
-                if not same.any():
-                    break
-                a, c = order[:-off][same], order[off:][same]
-                lo, hi = np.minimum(a, c), np.maximum(a, c)
-                x = h[lo] ^ h[hi]
-                keep = np.bitwise_count(x) <= max_distance
-                for shift0, mask0 in layout[:b]:  # counted in an earlier band already
-                    keep &= ((x >> np.uint64(shift0)) & np.uint64(mask0)) != 0
-                lo_parts.append(lo[keep])
-                hi_parts.append(hi[keep])
-        if not lo_parts:
-            return out_schema.empty_table()
-        lo, hi = np.concatenate(lo_parts), np.concatenate(hi_parts)
-        dist = np.bitwise_count(h[lo] ^ h[hi]).astype(np.int32)
-        return pa.table([ids.take(pa.array(lo)), ids.take(pa.array(hi)), pa.array(dist, pa.int32())],
-                        schema=out_schema)
-
-    def connected_components(self, edges: pa.Table, src: str, dst: str) -> pa.Table:
-        """Union of the edge endpoints, components by scipy's graph search, labelled by their smallest node."""
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        typ = edges.schema.field(src).type
-        out_schema = pa.schema([("node", typ), ("component", typ)])
-        if edges.num_rows == 0:
-            return out_schema.empty_table()
-        both = pa.concat_arrays([edges.column(src).combine_chunks(), edges.column(dst).combine_chunks()])
-        nodes = pc.unique(both).sort()
-        idx = pc.index_in(both, value_set=nodes).to_numpy()
-        n, m = len(nodes), edges.num_rows
-        graph = coo_matrix((np.ones(m, dtype=np.int8), (idx[:m], idx[m:])), shape=(n, n))
-        _, label = connected_components(graph, directed=False)
-        smallest = np.full(label.max() + 1, n, dtype=np.int64)
-        np.minimum.at(smallest, label, np.arange(n))  # nodes are sorted: smallest index = smallest node
-        return pa.table([nodes, nodes.take(pa.array(smallest[label]))], schema=out_schema)
-
-    @staticmethod
     def _kept(frame: pa.Table, where_null: str | None) -> pa.Table:
         return frame if where_null is None else frame.filter(pc.is_null(frame.column(where_null)))
 

@@ -151,6 +151,13 @@ class SparkEngine:
         paths = dataset.part_paths(folder) if isinstance(folder, str) else list(folder)
         return sparkio.read_dataset(self.session, paths, schema, tasks)
 
+    def read_items(self, items: Sequence[dict], read: Callable[[dict], pa.Table], schema: pa.Schema,
+                   tasks: int | None = None) -> DataFrame:
+        """A DataFrame made by `read(item)` for every item in the executors (see `sparkio.read_items`)."""
+        from curate.engines import sparkio
+
+        return sparkio.read_items(self.session, items, read, schema, tasks)
+
     def write_dataset(self, frame: DataFrame, folder: str, **kw) -> dict:
         """Write `frame` as parts of `folder` from the executors (see `sparkio.write_dataset`)."""
         from curate.engines import sparkio

@@ -7,8 +7,9 @@ atomically. What comes back to the driver is one small stats row per task.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -35,22 +36,38 @@ def read_dataset(session: SparkSession, paths: Sequence[str], schema: pa.Schema,
                  tasks: int | None = None) -> DataFrame:
     """The rows of parquet `paths` as a DataFrame of `schema` (a part lacking a column reads it as null,
     so datasets written by older schema versions read too). Executors read; the driver holds the paths."""
-    paths = list(paths)
-    n = max(1, min(len(paths), tasks or MAX_READ_TASKS))
-    if not paths:
+    return read_items(session, [{"path": p} for p in paths], _PartReader(schema), schema, tasks)
+
+
+def read_items(session: SparkSession, items: Sequence[dict], read: Callable[[dict], pa.Table],
+               schema: pa.Schema, tasks: int | None = None) -> DataFrame:
+    """A DataFrame of `schema` made by `read(item)` for every item (a dict of JSON values: a shard's paths,
+    say) in the executors; the items are spread over `tasks` tasks (default: one each, up to MAX_READ_TASKS)."""
+    items = [json.dumps(item, sort_keys=True) for item in items]
+    if not items:
         return session.createDataFrame([], spark_schema(schema))
+    n = max(1, min(len(items), tasks or MAX_READ_TASKS))
     names = schema.names
 
-    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for path in batch.column(0).to_pylist():
-                yield from _read_part(path, schema, names)
+            for text in batch.column(0).to_pylist():
+                table = read(json.loads(text)).select(names).cast(schema)
+                yield from table.to_batches(max_chunksize=65_536)
 
-    rdd = session.sparkContext.parallelize([(p,) for p in paths], n)
-    return session.createDataFrame(rdd, "path string").mapInArrow(read, spark_schema(schema))
+    rdd = session.sparkContext.parallelize([(t,) for t in items], n)
+    return session.createDataFrame(rdd, "item string").mapInArrow(run, spark_schema(schema))
 
 
-def _read_part(path: str, schema: pa.Schema, names: list[str]) -> Iterator[pa.RecordBatch]:
+class _PartReader:
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+
+    def __call__(self, item: dict) -> pa.Table:
+        return _read_part(item["path"], self.schema)
+
+
+def _read_part(path: str, schema: pa.Schema) -> pa.Table:
     table = dataset.read_part(path, None)
     cols = []
     for field in schema:
@@ -62,8 +79,7 @@ def _read_part(path: str, schema: pa.Schema, names: list[str]) -> Iterator[pa.Re
                                   f"not {field.type}") from exc
         else:
             cols.append(pa.chunked_array([pa.nulls(table.num_rows, field.type)]))
-    out = pa.Table.from_arrays(cols, names=names)
-    yield from out.to_batches(max_chunksize=65_536)
+    return pa.Table.from_arrays(cols, names=schema.names)
 
 
 def write_dataset(frame: DataFrame, folder: str, schema: str | None = None, version: int = 1,
@@ -77,7 +93,8 @@ def write_dataset(frame: DataFrame, folder: str, schema: str | None = None, vers
     - `partitions=P` with a `key` column: rows hash-partitioned by `key` into exactly P parts,
       `part-00000.parquet` ... (empty ones too, so a reader can count on all P).
     Within a part, rows are sorted by `sort_by`: the same rows give the same bytes on every run.
-    The frame's columns other than `_part` are written, conformed to `schema` when one is named.
+    The frame's columns are written (without `_part` when it names the parts), conformed to `schema` when one
+    is named.
     """
     if partitions is not None:
         if key is None:
@@ -87,7 +104,7 @@ def write_dataset(frame: DataFrame, folder: str, schema: str | None = None, vers
     else:
         df = frame.repartition(tasks, F.col(PART_COL)).sortWithinPartitions(PART_COL, *sort_by)
         by_name = True
-    columns = [c for c in frame.columns if c != PART_COL]
+    columns = [c for c in frame.columns if c != PART_COL or not by_name]
     empty = to_arrow_schema(frame.select(*columns).schema).empty_table()
     writer = _PartWriter(folder, empty, schema, version, by_name)
     row = df.mapInArrow(writer, spark_schema(WRITE_STATS)).agg(

@@ -104,7 +104,7 @@ def languages(run: str, score_table: pa.Table | None) -> dict | None:
 
 def duplicate_groups(run: str) -> dict[int, int] | None:
     """Group size → number of groups, for groups of two or more (survivor plus its duplicates)."""
-    decisions = _table(fs.join(run, "dedup", "decisions.parquet"))
+    decisions = _table(fs.join(run, "dedup", "decisions"))
     if decisions is None or "duplicate_of" not in decisions.column_names:
         return None
     dups = decisions.filter(pc.is_valid(decisions.column("duplicate_of")))
@@ -143,7 +143,7 @@ def rejected_uids(run: str) -> dict[str, list[str]]:
     if samples is not None:
         bad = samples.filter(pc.not_equal(samples.column("status"), "success"))
         add(bad.column("uid").to_pylist(), bad.column("status").to_pylist())
-    dedup = _table(fs.join(run, "dedup", "decisions.parquet"))
+    dedup = _table(fs.join(run, "dedup", "decisions"))
     if dedup is not None:
         add(dedup.column("uid").to_pylist(), dedup.column("reason").to_pylist())
     sc = scores(run)

@@ -59,7 +59,7 @@ def read_shard(item: dict) -> pa.Table:
 def plan(run_dir: str) -> list[dict]:
     """One work item per download shard, listing the keys that dedup kept."""
     samples = fs.read_table(fs.join(run_dir, "download", "samples"), schema="samples")
-    decisions = fs.read_table(fs.join(run_dir, "dedup", "decisions.parquet"), schema="dedup")
+    decisions = fs.read_table(fs.join(run_dir, "dedup", "decisions"), schema="dedup")
     kept = set(decisions.filter(pc.is_null(decisions.column("reason"))).column("uid").to_pylist())
     by_shard: dict[str, list[dict]] = defaultdict(list)
     for r in samples.select(["uid", "shard", "key", "caption"]).to_pylist():

@@ -77,6 +77,6 @@ def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> pa.Table:
     decisions = pa.Table.from_pylist([{"uid": r["uid"], "url_canonical": r["url"], "sha256": r["sha256"],
                                        "reason": None, "duplicate_of": None} for r in rows],
                                      schema=schemas.load("dedup"))
-    fs.write_table(decisions, fs.join(run_dir, "dedup", "decisions.parquet"), schema="dedup")
+    fs.write_table(decisions, fs.join(run_dir, "dedup", "decisions", "00000.parquet"), schema="dedup")
     StageDir(run_dir, "dedup").finish({"stage": "dedup", "rows_in": cfg.n, "kept": cfg.n, "rejected": {}})
     return pa.Table.from_pylist(labels)

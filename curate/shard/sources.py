@@ -98,8 +98,8 @@ def _external_samples(source: str) -> pa.Table:
 
 def _dedup(run_dir: str, required: bool) -> tuple[pa.Array, pa.Array, pa.Array | None]:
     """(safety-listed uids, other dedup rejects, every uid dedup decided on, or None without a decisions table)
-    from dedup/decisions.parquet."""
-    path = fs.join(run_dir, "dedup", "decisions.parquet")
+    from dedup/decisions/."""
+    path = fs.join(run_dir, "dedup", "decisions")
     if not fs.exists(path):
         if required:
             raise CurateError(f"shard: {path} is missing; run `curate dedup` first")

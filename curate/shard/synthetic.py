@@ -84,7 +84,7 @@ def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> list[str]:
                              "reason": pa.array([("safety_hash_list" if u in safety else None) for u in uids],
                                                 pa.string()),
                              "duplicate_of": pa.nulls(cfg.n, pa.string())}),
-                   fs.join(run_dir, "dedup", "decisions.parquet"))
+                   fs.join(run_dir, "dedup", "decisions", "00000.parquet"))
     kept = [u for i, u in enumerate(uids) if i % cfg.selected_every == 0]
     write_selection(run_dir, kept, [1 + i % 3 for i in range(len(kept))] if cfg.weights else None)
     for stage in ("download", "dedup", "score", "select"):

@@ -60,7 +60,7 @@ def test_download_statuses_match_planted_labels(run):
 
 def test_every_duplicate_group_keeps_exactly_one(run):
     labels = _labels(run)
-    dedup = pq.read_table(run / "dedup" / "decisions.parquet").to_pandas().set_index("uid")
+    dedup = pq.read_table(run / "dedup" / "decisions").to_pandas().set_index("uid")
     groups = labels[labels.group.notna()].join(dedup[["reason"]])
     for gid, rows in groups.groupby("group"):
         assert rows.reason.isna().sum() == 1, (gid, rows[["defect", "reason"]])
@@ -78,7 +78,7 @@ def test_safety_eval_and_placeholder_rows_are_rejected_as_planted(run):
     from curate.demo.defects import EXPECTED_DEDUP
 
     labels = _labels(run)
-    dedup = pq.read_table(run / "dedup" / "decisions.parquet").to_pandas().set_index("uid")
+    dedup = pq.read_table(run / "dedup" / "decisions").to_pandas().set_index("uid")
     for defect in ("placeholder", "eval_contaminated", "hash_listed"):
         rows = labels[labels.defect == defect].join(dedup[["reason"]])
         assert len(rows) > 0, defect

@@ -15,7 +15,8 @@ def _run(tmp_path, config: ShardConfig) -> str:
     run = str(tmp_path / "run")
     uids = make_run(run, SyntheticRun(n=30, per_shard=10))
     fs.write_table(pa.table({"uid": uids, "url": [f"http://127.0.0.1/{i}.jpg" for i in range(len(uids))],
-                             "caption": ["c"] * len(uids)}), fs.join(run, "download", "urls.parquet"), schema="urls")
+                             "caption": ["c"] * len(uids)}), fs.join(run, "download", "urls", "00000.parquet"),
+                   schema="urls")
     run_shard(run, config)
     return run
 

@@ -16,7 +16,6 @@ from curate.dedup.refs import load_hash_lists
 from curate.dedup.run import DedupConfig, run_dedup
 from curate.demo import content
 from curate.demo.shapes import random_scene
-from curate.engines.local import LocalEngine
 from curate.errors import CurateError
 from curate.io import fs
 from curate.io.tario import DeterministicTarWriter
@@ -62,7 +61,8 @@ def _open(path):
     return open(path, "wb")
 
 
-def test_stage_outputs_stats_and_rerun(run_dir, tmp_path):
+@pytest.mark.spark
+def test_stage_outputs_stats_and_rerun(spark_engine, run_dir, tmp_path):
     run, imgs = run_dir
     listed = tmp_path / "list.txt"
     listed.write_text(f"# test list\n{hashlib.md5(imgs[3]).hexdigest()}\n")
@@ -70,31 +70,35 @@ def test_stage_outputs_stats_and_rerun(run_dir, tmp_path):
     evals.mkdir()
     (evals / "e.jpg").write_bytes(content.variant(imgs[5], "reencode", random.Random(1)))
     config = DedupConfig(hash_lists=(str(listed),), eval_images=str(evals))
-    stats = run_dedup(LocalEngine(), str(run), config)
+    stats = run_dedup(spark_engine, str(run), config)
     hashes = pq.read_table(run / "dedup" / "hashes")
     assert sorted(p.name for p in (run / "dedup" / "hashes").iterdir()) == ["00000.parquet", "00001.parquet"]
     assert hashes.num_rows == 10 and hashes.column("phash").null_count == 0
-    dec = {int(r["uid"], 16): r["reason"] for r in pq.read_table(run / "dedup" / "decisions.parquet").to_pylist()
+    assert sorted(p.name for p in (run / "dedup" / "decisions").iterdir()) == [
+        "00000.parquet", "00001.parquet"]  # one part per download shard, written by the executors
+    dec = {int(r["uid"], 16): r["reason"] for r in pq.read_table(run / "dedup" / "decisions").to_pylist()
            if r["uid"] != "f" * 32}
     assert dec == {0: None, 1: None, 2: None, 3: "safety_hash_list", 4: None, 5: "eval_contamination", 6: None,
                    7: None, 8: "duplicate_image", 9: "near_duplicate"}
     assert stats["safety_hash_list_removed"] == 1 and stats["rows_in"] == 10
     assert stats["rejected"] == {"duplicate_image": 1, "eval_contamination": 1, "near_duplicate": 1,
                                  "safety_hash_list": 1}
+    assert not (run / "dedup" / "_work").exists()  # the rules' checkpoints are gone once the stage is done
     files = sorted(p for p in (run / "dedup").rglob("*") if p.is_file())
     assert all(imgs[3] not in p.read_bytes() for p in files)  # the listed image is copied nowhere
     before = {p: p.read_bytes() for p in files}
-    assert run_dedup(LocalEngine(), str(run), config) == stats  # finished: a no-op
+    assert run_dedup(spark_engine, str(run), config) == stats  # finished: a no-op
     assert {p: p.read_bytes() for p in files} == before
 
 
-def test_interrupted_hashing_resumes(run_dir):
+@pytest.mark.spark
+def test_interrupted_hashing_resumes(spark_engine, run_dir):
     run, _ = run_dir
-    run_dedup(LocalEngine(), str(run))
+    run_dedup(spark_engine, str(run))
     first = (run / "dedup" / "hashes" / "00000.parquet").read_bytes()
     (run / "dedup" / "_SUCCESS").unlink()
     (run / "dedup" / "hashes" / "00001.parquet").unlink()
-    run_dedup(LocalEngine(), str(run))
+    run_dedup(spark_engine, str(run))
     assert (run / "dedup" / "hashes" / "00000.parquet").read_bytes() == first
     assert (run / "dedup" / "hashes" / "00001.parquet").exists()
 
@@ -118,16 +122,17 @@ def test_bad_hash_list_is_a_one_line_error(tmp_path, text):
         load_hash_lists([str(tmp_path / "missing.txt")])
 
 
-def test_missing_eval_folder_fails_before_any_work(run_dir, tmp_path):
+@pytest.mark.spark
+def test_missing_eval_folder_fails_before_any_work(spark_engine, run_dir, tmp_path):
     run, _ = run_dir
     with pytest.raises(CurateError, match="not a folder"):
-        run_dedup(LocalEngine(), str(run), DedupConfig(eval_images=str(tmp_path / "none")))
+        run_dedup(spark_engine, str(run), DedupConfig(eval_images=str(tmp_path / "none")))
     assert not (run / "dedup").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "broken.jpg").write_bytes(b"not an image")
     with pytest.raises(CurateError, match="no decodable"):
-        run_dedup(LocalEngine(), str(run), DedupConfig(eval_images=str(empty)))
+        run_dedup(spark_engine, str(run), DedupConfig(eval_images=str(empty)))
 
 
 def test_cli_flags_build_the_config():
@@ -137,10 +142,10 @@ def test_cli_flags_build_the_config():
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
-    args = parser.parse_args(["dedup", "RUN", "--near-distance", "5", "--bands", "3", "--hash-list", "a.txt",
+    args = parser.parse_args(["dedup", "RUN", "--near-distance", "5", "--hash-list", "a.txt",
                               "--hash-list", "b.csv", "--placeholder-min-urls", "0", "--no-pairs"])
     config = config_from_args(args)
-    assert (config.near_distance, config.bands, config.hash_lists) == (5, 3, ("a.txt", "b.csv"))
+    assert (config.near_distance, config.hash_lists) == (5, ("a.txt", "b.csv"))
     assert config.placeholder_min_urls == 0 and not config.by_pair and config.by_url
     with pytest.raises(CurateError):
         config_from_args(parser.parse_args(["dedup", "RUN", "--near-distance", "-1"]))

@@ -36,7 +36,8 @@ def partial_run(tmp_path):
     dl = run / "download"
     (dl / "samples").mkdir(parents=True)
     (dl / "shards").mkdir()
-    pq.write_table(pa.table({"uid": UIDS, "url": [f"http://x/{u}" for u in UIDS]}), dl / "urls.parquet")
+    (dl / "urls").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"uid": UIDS, "url": [f"http://x/{u}" for u in UIDS]}), dl / "urls" / "00000.parquet")
     ok = UIDS[:5]
     pq.write_table(pa.table({
         "uid": UIDS, "url": [f"http://x/{u}" for u in UIDS], "caption": [f"a <b>shape</b> {i}" for i in range(6)],
@@ -51,9 +52,9 @@ def partial_run(tmp_path):
             tar.addfile(info, io.BytesIO(data))
     _finish(dl, {"rows_in": 6, "kept": 5, "rejected": {"http_error": 1}})
     dd = run / "dedup"
-    dd.mkdir()
+    (dd / "decisions").mkdir(parents=True)
     pq.write_table(pa.table({"uid": ok, "reason": [None, None, None, None, "duplicate_image"],
-                             "duplicate_of": [None, None, None, None, UIDS[0]]}), dd / "decisions.parquet")
+                             "duplicate_of": [None, None, None, None, UIDS[0]]}), dd / "decisions" / "00000.parquet")
     _finish(dd, {"rows_in": 5, "kept": 4, "rejected": {"duplicate_image": 1}})
     sc = run / "score"
     (sc / "scores").mkdir(parents=True)

@@ -77,11 +77,11 @@ def test_an_interrupted_run_resumes_and_a_changed_config_starts_over(run_dir):
 def test_safety_listed_and_non_surviving_uids_are_never_written(tmp_path):
     run = str(tmp_path / "run")
     uids = make_run(run, SyntheticRun(safety_every=4))
-    dec = pq.read_table(Path(run) / "dedup" / "decisions.parquet")
+    dec = pq.read_table(Path(run) / "dedup" / "decisions")
     reason = dec.column("reason").to_pylist()
     reason[1] = "duplicate_image"
     fs.write_table(dec.set_column(3, "reason", pa.array(reason, pa.string())),
-                   fs.join(run, "dedup", "decisions.parquet"))
+                   fs.join(run, "dedup", "decisions", "00000.parquet"))
     write_selection(run, uids, None)  # the selection asks for everything
     stats = run_shard(run, ShardConfig(samples_per_shard=100, passes=3))
     written = set(_manifest(run).column("uid").to_pylist())

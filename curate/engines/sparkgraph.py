@@ -1,0 +1,117 @@
+"""Near-duplicate search and connected components as Spark DataFrame programs, on the executors.
+
+- `near_pairs`: pairs of distinct 64-bit hashes within d bits by multi-index hashing (`curate.dedup.mih`):
+  candidates linear in n, exact recall; each pair once (in the first part where it qualifies, lower first).
+- `near_refs`: pool hashes within d bits of a reference list; only the reference side is indexed (all its
+  probe keys), the pool probes it with its exact part values through a broadcast join.
+- `connected_components`: large-star / small-star (Kiveris et al., "Connected Components in MapReduce and
+  Beyond", SoCC 2014), each round's edges checkpointed to a folder of the run; O(log^2 n) rounds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from curate.dedup.mih import Layout, signed
+from curate.io import fs
+
+log = logging.getLogger(__name__)
+
+EDGES = pa.schema([("big", pa.int64()), ("small", pa.int64())])
+
+
+def _part_value(h, shift: int, mask: int):
+    return F.shiftrightunsigned(h, shift).bitwiseAND(F.lit(signed(mask)).cast("long"))
+
+
+def _keys(session: SparkSession, layout: Layout, flips: bool) -> DataFrame:
+    """(part, shift, mask, flip) rows: every probe key of a part (flips) or its exact value only."""
+    rows = [(i, shift, signed(mask), signed(f)) for i, (shift, mask) in enumerate(layout.shifts())
+            for f in (layout.flips() if flips else [0])]
+    return session.createDataFrame(rows, "part int, shift int, mask long, flip long")
+
+
+def _keyed(hashes: DataFrame, keys: DataFrame, col: str) -> DataFrame:
+    v = F.expr(f"(shiftrightunsigned({col}, shift) & mask) ^ flip")
+    return hashes.crossJoin(F.broadcast(keys)).select(F.col(col), F.col("part"), v.alias("v"))
+
+
+def near_pairs(hashes: DataFrame, layout: Layout) -> DataFrame:
+    """(a, b, distance) with a < b for distinct int64 hashes (column `h`) within `layout.distance` bits."""
+    session = hashes.sparkSession
+    probe = _keyed(hashes.select(F.col("h").alias("a")), _keys(session, layout, flips=True), "a")
+    index = _keyed(hashes.select(F.col("h").alias("b")), _keys(session, layout, flips=False), "b")
+    cand = probe.join(index, ["part", "v"]).where(F.col("a") < F.col("b"))
+    x = F.col("a").bitwiseXOR(F.col("b"))
+    keep = F.bit_count(x) <= layout.distance
+    for j, (shift, mask) in enumerate(layout.shifts()[:-1]):  # found already in an earlier part: drop
+        keep = keep & ((F.col("part") <= j) | (F.bit_count(_part_value(x, shift, mask)) > layout.radius))
+    return cand.where(keep).select("a", "b", F.bit_count(x).cast("int").alias("distance"))
+
+
+def candidate_count(hashes: DataFrame, layout: Layout) -> int:
+    """Probe-index matches between different hashes before verification (what the search costs)."""
+    session = hashes.sparkSession
+    probe = _keyed(hashes.select(F.col("h").alias("a")), _keys(session, layout, flips=True), "a")
+    index = _keyed(hashes.select(F.col("h").alias("b")), _keys(session, layout, flips=False), "b")
+    return probe.join(index, ["part", "v"]).where(F.col("a") != F.col("b")).count()
+
+
+def near_refs(pool: DataFrame, refs: DataFrame, layout: Layout) -> DataFrame:
+    """The distinct pool hashes (`h`) within `layout.distance` bits of any reference hash (`h`)."""
+    session = pool.sparkSession
+    index = _keyed(refs.select(F.col("h").alias("r")), _keys(session, layout, flips=True), "r")
+    probe = _keyed(pool.select(F.col("h").alias("p")), _keys(session, layout, flips=False), "p")
+    hit = probe.join(F.broadcast(index), ["part", "v"]).where(
+        F.bit_count(F.col("p").bitwiseXOR(F.col("r"))) <= layout.distance)
+    return hit.select(F.col("p").alias("h")).distinct()
+
+
+def connected_components(engine, edges: DataFrame, work: str, max_rounds: int = 100) -> DataFrame:
+    """(node, component) for every node of the undirected graph `edges` (a, b), `component` its smallest
+    node. Each round (large-star, then small-star) is written to `work/round-NNN/` and read back."""
+    current = edges.select(F.greatest("a", "b").alias("big"), F.least("a", "b").alias("small")).where(
+        F.col("big") != F.col("small")).distinct()
+    current = _checkpoint(engine, current, work, 0)
+    for k in range(1, max_rounds + 1):
+        nxt = _checkpoint(engine, _small_star(_large_star(current)), work, k)
+        changed = (nxt.withColumn("_new", F.lit(1)).join(current.withColumn("_old", F.lit(1)), ["big", "small"],
+                                                          "full_outer")
+                   .where(F.col("_new").isNull() | F.col("_old").isNull()).count())
+        log.info("connected components: round %d, %d edges changed", k, changed)
+        current = nxt
+        if changed == 0:
+            centers = current.select(F.col("small").alias("node"), F.col("small").alias("component")).distinct()
+            return current.select(F.col("big").alias("node"), F.col("small").alias("component")).unionByName(centers)
+    raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
+
+
+def _large_star(e: DataFrame) -> DataFrame:
+    """Every node links its larger neighbours to the smallest node of its neighbourhood (itself included)."""
+    both = e.select(F.col("big").alias("u"), F.col("small").alias("v")).unionByName(
+        e.select(F.col("small").alias("u"), F.col("big").alias("v")))
+    m = both.groupBy("u").agg(F.min("v").alias("mv")).select("u", F.least("u", "mv").alias("m"))
+    return (both.join(m, "u").where(F.col("v") > F.col("u"))
+            .select(F.col("v").alias("big"), F.col("m").alias("small")).distinct())
+
+
+def _small_star(e: DataFrame) -> DataFrame:
+    """Every node links itself and its smaller neighbours to the smallest of them."""
+    m = e.groupBy("big").agg(F.min("small").alias("m"))
+    linked = e.join(m, "big")
+    others = linked.where(F.col("small") != F.col("m")).select(F.col("small").alias("big"), F.col("m").alias("small"))
+    return others.unionByName(m.select("big", F.col("m").alias("small"))).distinct()
+
+
+def _checkpoint(engine, frame: DataFrame, work: str, k: int) -> DataFrame:
+    folder = fs.join(work, f"round-{k:03d}")
+    ffs, p = fs.url_to_fs(folder)
+    if ffs.exists(p):  # an earlier, interrupted attempt's round
+        ffs.rm(p, recursive=True)
+    parts = max(1, engine.session.sparkContext.defaultParallelism)
+    engine.write_dataset(frame, folder, partitions=parts, key="big", sort_by=["big", "small"])
+    return engine.read_dataset(folder, EDGES)
