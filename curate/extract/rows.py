@@ -73,20 +73,21 @@ class FileRows:
         self.image_page.extend([k] * len(page.images))
         self.counts["pages"] += 1
         if len(self.images) >= BATCH_IMAGES:
-            self._flush()
+            self.flush()
 
     def stats(self) -> dict:
-        self._flush()
+        self.flush()
         return {**self.counts, "rejected": dict(sorted(self.reasons.items())),
                 "rejected_total": sum(self.reasons.values())}
 
     def tables(self) -> tuple[pa.Table, pa.Table]:
         """(pairs, rejects), in the order the pages and their images came."""
-        self._flush()
+        self.flush()
         return (pa.concat_tables([PAIRS_SCHEMA.empty_table(), *self.pair_batches]).combine_chunks(),
                 pa.concat_tables([REJECTS_SCHEMA.empty_table(), *self.reject_batches]).combine_chunks())
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Turn the pages held so far into rows."""
         if self.images:
             self._rows()
         self._clear()
@@ -101,7 +102,7 @@ class FileRows:
         alt = fast.normalise(pa.array(alts, pa.string()), c.max_caption_chars)
         has_alt = pc.is_valid(alt)
         caption, source, raw_caption = alt, pc.if_else(has_alt, "alt", _NULL), pa.array(alts, pa.string())
-        if c.title_fallback:
+        if c.title_fallback and any(titles):
             title = fast.normalise(pa.array(titles, pa.string()), c.max_caption_chars)
             use = pc.and_(pc.invert(has_alt), pc.is_valid(title))
             caption = pc.if_else(use, title, caption)
@@ -176,7 +177,7 @@ class FileRows:
         cols = {"uid": pa.array(uids, pa.string()), "url": url.take(idx), "caption": caption.take(idx),
                 "caption_raw": pc.utf8_slice_codeunits(raw_caption.take(idx), 0, self.config.max_raw_caption_chars),
                 "caption_source": source.take(idx), "url_attr": attr.take(idx),
-                "width": pa.array(widths, pa.int32()).take(idx), "height": pa.array(heights, pa.int32()).take(idx),
+                "width": _ints(widths, idx), "height": _ints(heights, idx),
                 "page_url": pages[0], "opt_out": pages[2], "robots": pages[3],
                 "crawl": pa.array([self.crawl] * n, pa.string()), "source": pa.array([self.source] * n, pa.string()),
                 "record_id": pages[4]}
@@ -202,3 +203,8 @@ class FileRows:
         idx = pa.array(page_of, pa.int32())
         return [pa.array(url, pa.string()).take(idx), None, pa.array(opt_out, pa.bool_()).take(idx),
                 pa.array(robots, pa.string()).take(idx), pa.array(record, pa.string()).take(idx)]
+
+
+def _ints(values: tuple, idx: pa.Array) -> pa.Array:
+    """`values` (whole pixels or None) at `idx`, as int32; WAT files have none, so that case is free."""
+    return pa.array(values, pa.int32()).take(idx) if any(values) else pa.nulls(len(idx), pa.int32())

@@ -133,9 +133,9 @@ def write_warc(path: str, pages: Iterable[HtmlPage]) -> int:
     return n
 
 
-def cc_like_pages(n_pages: int, seed: int = 0) -> Iterator[WatPage]:
-    """Pages shaped like a Common Crawl WAT file's (our assumptions, not measured on a real file): 20-120 anchor
-    links and 0-16 IMG links per page (8 on average); of the images 55% have alt text (20% an empty alt, 25%
+def cc_like_pages(n_pages: int, seed: int = 0, anchors: tuple[int, int] = (20, 120)) -> Iterator[WatPage]:
+    """Pages shaped like a Common Crawl WAT file's (our assumptions, not measured on a real file): `anchors`
+    anchor links and 0-16 IMG links per page (8 on average); of the images 55% have alt text (20% an empty alt, 25%
     none); their URLs are 45% absolute on the page's host, 15% on a CDN host, 30% relative (root- or
     path-relative), 5% protocol-relative, 3% data: URIs and 2% repeats of an earlier image of the page;
     one page in 50 has a <base href>, one in 200 a robots noai meta tag; about 12 HTTP headers each."""
@@ -171,4 +171,4 @@ def cc_like_pages(n_pages: int, seed: int = 0) -> Iterator[WatPage]:
         yield WatPage(url=f"https://{host}/blog/2024/02/post-{i}.html", links=tuple(links),
                       base=f"https://{host}/blog/" if i % 50 == 3 else None, metas=tuple(metas),
                       headers=headers, title=" ".join(rng.choice(words) for _ in range(6)),
-                      anchors=rng.randint(20, 120))
+                      anchors=rng.randint(*anchors))

@@ -12,6 +12,8 @@ retries the task and then fails with one line.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 from collections.abc import Iterator
@@ -90,9 +92,11 @@ def extract_file(config: ExtractConfig, file: InputFile) -> tuple[FileRows, str 
     ffs, p = fs.url_to_fs(file.path)
     damage = None
     try:
-        with ffs.open(p, "rb") as fh:
-            for page in (_wat_pages if config.source_format == "wat" else _warc_pages)(fh, config, rows):
-                rows.add(page)
+        with _no_gc():
+            with ffs.open(p, "rb") as fh:
+                for page in (_wat_pages if config.source_format == "wat" else _warc_pages)(fh, config, rows):
+                    rows.add(page)
+            rows.flush()
     except FileNotFoundError as exc:
         raise CurateError(f"extract: no such input file: {file.path}") from exc
     except _Damaged as exc:
@@ -112,6 +116,19 @@ def extract_file(config: ExtractConfig, file: InputFile) -> tuple[FileRows, str 
 
 class _Damaged(Exception):
     pass
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: parsed JSON makes no cycles, and the rows held for a batch would
+    otherwise be traversed again and again (10-20% of a file's time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _payload(record, limit: int | None = None) -> tuple[bytes, bool]:

@@ -9,11 +9,18 @@ srcset or data-src; other `IMG@/...` paths (a future generator's) are read when 
 
 from __future__ import annotations
 
+import functools
+
 import orjson
 
 from curate.extract.page import Page, directives
 
 MARKER = b'"HTML-Metadata"'  # records without it hold no page links: skipped without parsing their JSON
+
+
+@functools.cache
+def _paths(url_attributes: frozenset[str]) -> frozenset[str]:
+    return frozenset(f"IMG@/{a}" for a in url_attributes)
 
 
 class BadRecord(ValueError):
@@ -36,10 +43,9 @@ def page(data: bytes, url_attributes: frozenset[str], robots_names: frozenset[st
         robots = [m.get("content") for m in head.get("Metas") or () if isinstance(m, dict)
                   and (m.get("name") or "").lower() in robots_names]
         robots += [v for k, v in (http.get("Headers") or {}).items() if k.lower() == "x-robots-tag"]
-        links = [link for link in html.get("Links") or () if link.get("path", "")[:5] == "IMG@/"] \
-            if b'"IMG@/' in data else ()
+        paths = _paths(url_attributes)
         images = [(((link["path"][5:], link.get("url")),), link.get("alt"), link.get("title"), None, None)
-                  for link in links if link["path"][5:] in url_attributes]
+                  for link in html.get("Links") or () if link.get("path") in paths]
         base = head.get("Base")
         return Page(header.get("WARC-Target-URI"), images, base if isinstance(base, str) else None,
                     directives(v for v in robots if isinstance(v, str)), header.get("WARC-Record-ID"))
