@@ -14,7 +14,6 @@ import io
 import logging
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from curate.dedup import phash
 from curate.errors import CurateError
@@ -84,15 +83,17 @@ def load_hash_lists(paths: tuple[str, ...] | list[str]) -> Refs:
 
 
 def hash_folder(folder: str) -> Refs:
-    """The hashes of every image file under `folder` (an evaluation set); undecodable files are skipped."""
-    root = Path(folder)
-    if not root.is_dir():
+    """The hashes of every image file under `folder` (an evaluation set, local or on an object store);
+    undecodable files are skipped."""
+    ffs, root = fs.url_to_fs(folder)
+    if not ffs.isdir(root):
         raise CurateError(f"eval images: {folder} is not a folder")
     kinds: dict[str, set[str]] = {k: set() for k in KIND_BY_LENGTH.values()}
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(f for f in ffs.find(root) if f.lower().endswith(IMAGE_SUFFIXES))
     skipped = 0
-    for p in files:
-        hashes = phash.hash_image(p.read_bytes())
+    for f in files:
+        with ffs.open(f, "rb") as fh:
+            hashes = phash.hash_image(fh.read())
         if hashes["phash"] is None:
             skipped += 1
             continue

