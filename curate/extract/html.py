@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import zlib
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -50,6 +51,21 @@ def decode(body: bytes, http_charset: str | None = None) -> tuple[str, bool]:
         return body.decode("utf-8"), False
     except UnicodeDecodeError:
         return body.decode("cp1252", "replace"), True
+
+
+def content_decoded(body: bytes, encoding: str | None, limit: int) -> tuple[bytes, bool]:
+    """(body, cut): a gzip- or deflate-encoded body decoded (at most `limit` bytes kept, cut says whether more
+    followed); a body that is not what its Content-Encoding says, or not encoded, as it is."""
+    if (encoding or "").strip().lower() not in ("gzip", "x-gzip", "deflate"):
+        return body, False
+    for wbits in (47, -15):  # gzip or zlib (auto-detected), then raw deflate
+        try:
+            inflate = zlib.decompressobj(wbits)
+            out = inflate.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        return out[:limit], len(out) > limit
+    return body, False
 
 
 def page(text: str, url: str | None, url_attributes: tuple[str, ...], robots_names: frozenset[str],

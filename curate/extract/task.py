@@ -159,16 +159,16 @@ def _wat_pages(fh, config: ExtractConfig, rows: FileRows) -> Iterator[Page]:
 def _warc_pages(fh, config: ExtractConfig, rows: FileRows) -> Iterator[Page]:
     names = frozenset(n.lower() for n in config.robots_names)
     counts = rows.counts
-    for record in ArchiveIterator(fh, record_types=WarcRecordType.response, parse_http=True, auto_decode="all"):
+    # bodies as stored: fastwarc's own decoding raises on one mislabelled record and would end the whole file
+    for record in ArchiveIterator(fh, record_types=WarcRecordType.response, parse_http=True):
         counts["records"] += 1
-        content_type = (record.http_content_type or "").lower()
-        if "html" not in content_type:
+        headers = record.http_headers
+        if headers is None or "html" not in (record.http_content_type or "").lower():
             continue
         body, cut = _payload(record, config.max_html_bytes)
-        counts["pages_truncated"] += cut
+        body, cut_decoded = html.content_decoded(body, headers.get("Content-Encoding"), config.max_html_bytes)
+        counts["pages_truncated"] += cut or cut_decoded
         text, fell_back = html.decode(body, record.http_charset)
         counts["pages_decoded_fallback"] += fell_back
-        headers = record.http_headers
         yield html.page(text, record.headers.get("WARC-Target-URI"), config.url_attributes, names,
-                        tuple(headers.get_multiple("X-Robots-Tag")) if headers is not None else (),
-                        record.record_id)
+                        tuple(headers.get_multiple("X-Robots-Tag")), record.record_id)

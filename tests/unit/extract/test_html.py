@@ -1,5 +1,8 @@
 """WARC HTML responses: srcset, data-src, <base>, width/height, broken markup, encodings, huge pages."""
 
+import gzip
+import zlib
+
 from curate.extract import html
 from curate.extract.synthetic import HtmlPage, write_warc
 
@@ -89,6 +92,19 @@ def test_huge_pages_are_cut_and_other_records_skipped(tmp_path, extract):
     assert (stats["records"], stats["pages"], stats["pages_truncated"]) == (2, 1, 1)
     _, pairs, _ = extract(path, source_format="warc")
     assert [r["caption"] for r in pairs] == ["first", "late"]
+
+
+def test_content_encoding_is_decoded_when_it_is_true(tmp_path, extract):
+    body = b'<img src="a.jpg" alt="plain">'
+    path = tmp_path / "in.warc.gz"
+    write_warc(str(path), [
+        _page(gzip.compress(b'<img src="g.jpg" alt="gzip">'), headers=(("Content-Encoding", "gzip"),)),
+        _page(zlib.compress(b'<img src="d.jpg" alt="deflate">'), headers=(("Content-Encoding", "deflate"),)),
+        _page(body, headers=(("Content-Encoding", "gzip"),)),  # says gzip but is not: read as it is
+        _page(body)])
+    stats, pairs, _ = extract(path, source_format="warc")
+    assert [r["caption"] for r in pairs] == ["gzip", "deflate", "plain"]  # the last: a duplicate of the third
+    assert (stats["pages"], stats["files_damaged"], stats["rejected"]) == (4, 0, {"duplicate_in_file": 1})
 
 
 def test_codec_labels():
