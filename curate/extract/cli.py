@@ -32,9 +32,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     stage = StageDir(args.run, "extract")
     stats = stage.stats() if stage.done() else None  # a finished stage reruns as a no-op, without an engine
     if stats is None:
-        expand(config)  # a bad glob, folder or listing is a one-line error before an engine starts
+        files = expand(config)  # a bad glob, folder or listing is a one-line error before an engine starts
         with LocalEngine() if args.engine == "local" else spark_engine(args) as engine:
-            stats = run_extract(engine, args.run, config)
+            stats = run_extract(engine, args.run, config, files)
     report(stats)
     return 0
 

@@ -31,12 +31,14 @@ def files_per_task(config: ExtractConfig, n_files: int) -> int:
     return config.files_per_task or max(1, math.ceil(n_files / MAX_TASKS))
 
 
-def run_extract(engine: Engine, run_dir: str, config: ExtractConfig) -> dict:
-    """Extract `config.input` into RUN/extract; a finished stage is a no-op, an unfinished one resumes."""
+def run_extract(engine: Engine, run_dir: str, config: ExtractConfig,
+                files: list[inputs.InputFile] | None = None) -> dict:
+    """Extract `config.input` into RUN/extract; a finished stage is a no-op, an unfinished one resumes.
+    `files`: the input's listing when the caller already made it (`inputs.expand(config)`)."""
     sd, finished = StageDir.start(run_dir, NAME)
     if finished is not None:
         return finished
-    files = inputs.expand(config)
+    files = inputs.expand(config) if files is None else files
     _record_inputs(sd, files, config)
     done = dataset.list_parts(sd.path)
     items = [Item(f, dataset.part_name(f.index) in done) for f in files]
