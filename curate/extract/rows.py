@@ -11,7 +11,7 @@ Every image reference of every page ends in exactly one of them. In order, an im
 uid: the first 128 bits of sha256(url, caption, input file key), in hex (DataComp's uid format). Within a
 file (url, caption) is unique after the duplicate rules, and two files have different keys, so no two rows
 of one extract share a uid; the same pair found in two files is two rows (the dedup stage's duplicate_url
-rule removes the later one). The key is the file's path from `crawl-data/` on (the same wherever a copy of
+rule keeps one of them). The key is the file's path from `crawl-data/` on (the same wherever a copy of
 Common Crawl is read from), or its whole path.
 """
 

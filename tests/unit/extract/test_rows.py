@@ -2,6 +2,7 @@
 
 import hashlib
 
+from curate.extract import rows
 from curate.extract.synthetic import WatPage, img, record_id, write_wat
 
 PAGE = "https://example.com/a/page.html"
@@ -84,6 +85,14 @@ def test_a_wat_file(tmp_path, extract):
     assert stats["rejected"] == {"bad_scheme": 2, "blocked_address": 1, "duplicate_in_file": 1,
                                  "duplicate_in_page": 1, "invalid_url": 1, "no_caption": 1,
                                  "relative_unresolvable": 1}
+
+
+def test_batches_give_the_same_rows(tmp_path, extract, monkeypatch):
+    path = tmp_path / "in.warc.wat.gz"
+    write_wat(str(path), _pages())
+    whole = extract(path)
+    monkeypatch.setattr(rows, "BATCH_IMAGES", 2)  # rows computed after every page or two
+    assert extract(path) == whole
 
 
 def test_settings_change_the_rows(tmp_path, extract):
