@@ -6,8 +6,8 @@ the pairs part's footer (key `curate.extract.stats`), so a resumed run merges th
 
 A damaged file (a gzip error, a record cut short, bytes that are not WARC) keeps the rows read before the
 damage and counts `files_damaged` (the damage is named in the footer, key `curate.extract.damage`); with
-`strict` it is an error. Errors of the storage itself (a missing file, a refused read) raise, so the engine
-retries the task and then fails with one line.
+`strict` it is an error. Errors of the storage itself (a missing file, a refused read) raise a CurateError
+naming the file, so the engine retries the task and then fails with that one line.
 """
 
 from __future__ import annotations
@@ -102,9 +102,10 @@ def extract_file(config: ExtractConfig, file: InputFile) -> tuple[FileRows, str 
     except _Damaged as exc:
         damage = str(exc)
     except OSError as exc:
-        if not any(word in str(exc).lower() for word in _DAMAGE):
-            raise
-        damage = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not any(word in text.lower() for word in _DAMAGE):  # the storage, not the bytes: the engine retries
+            raise CurateError(f"extract: cannot read {file.path}: {text}") from exc
+        damage = text
     if damage is not None:
         rows.counts["files_damaged"] += 1
         if config.strict:

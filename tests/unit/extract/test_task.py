@@ -64,6 +64,14 @@ def test_a_missing_file_raises_for_the_engine_to_retry(tmp_path):
         task(Item(InputFile(0, str(tmp_path / "gone.wat.gz"), "gone", None), done=False))
 
 
+def test_an_unreadable_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "dir.warc.wat.gz").mkdir()
+    task = ExtractTask(ExtractConfig(input="x"), str(tmp_path / "out"))
+    with pytest.raises(CurateError, match="cannot read .*dir.warc.wat.gz") as info:
+        task(Item(InputFile(0, str(tmp_path / "dir.warc.wat.gz"), "d", None), done=False))
+    assert "\n" not in str(info.value)
+
+
 def test_stats_travel_in_the_footer(tmp_path):
     path = tmp_path / "a.warc.wat.gz"
     write_wat(str(path), _pages(0, 2))
