@@ -1,5 +1,5 @@
 """The dedup stage: hash the downloaded images (one engine task per shard), then decide on Spark (see
-`curate.dedup.rules` for the order of checks and the survivor rule).
+`curate.dedup.rules` for the order of checks; `curate.engines.spark_dedup` runs them and the survivor rule).
 
 Outputs in `<run>/dedup/`: `hashes/NNNNN.parquet` (hashes.v1, one per download shard), `decisions/NNNNN.parquet`
 (dedup.v1, the decisions of download shard NNNNN's rows, written by the executors), `_stats.json` (rows,
@@ -12,18 +12,14 @@ from __future__ import annotations
 import logging
 
 import pyarrow as pa
-from pyspark.sql import functions as F
 
-from curate import schemas
 from curate.dedup import hashes as hashing
-from curate.dedup import rules
 from curate.dedup.config import DedupConfig
 from curate.dedup.refs import Refs, hash_folder, load_hash_lists
 from curate.engines.base import Engine
 from curate.errors import CurateError
 from curate.io import fs
 from curate.io.stagedir import StageDir
-from curate.stage import StageStats
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +31,6 @@ def _remove(path: str) -> None:
     ffs, p = fs.url_to_fs(path)
     if ffs.exists(p):
         ffs.rm(p, recursive=True)
-
-
-def decision_stats(engine, decisions_dir: str) -> tuple[StageStats, int, int]:
-    """(rows and reasons, duplicate groups, near-duplicate groups) of the decisions, aggregated by Spark."""
-    frame = engine.read_dataset(decisions_dir, schemas.load("dedup"))
-    stats = StageStats()
-    for row in frame.groupBy("reason").count().collect():
-        stats.rows_in += row["count"]
-        if row["reason"] is None:
-            stats.kept += row["count"]
-        else:
-            stats.rejected[row["reason"]] += row["count"]
-    near = F.when(F.col("reason") == "near_duplicate", F.col("duplicate_of"))
-    groups = frame.agg(F.countDistinct("duplicate_of").alias("all"), F.countDistinct(near).alias("near")).first()
-    return stats, int(groups["all"]), int(groups["near"])
 
 
 def run_dedup(engine: Engine, run_dir: str, config: DedupConfig | None = None) -> dict:
@@ -66,7 +47,9 @@ def run_dedup(engine: Engine, run_dir: str, config: DedupConfig | None = None) -
     hashing.compute(engine, run_dir, sd.file("hashes"))
     work, decisions_dir = sd.file("_work"), sd.file("decisions")
     _remove(decisions_dir)  # decisions are all or nothing: an interrupted attempt's parts go
-    rules.decide(engine, samples_dir, sd.file("hashes"), config, safety, evalset, decisions_dir, work)
+    from curate.engines.spark_dedup import decide, decision_stats
+
+    decide(engine, samples_dir, sd.file("hashes"), config, safety, evalset, decisions_dir, work)
     stats, groups, near_groups = decision_stats(engine, decisions_dir)
     _remove(work)
     result = {"stage": NAME, "engine": engine.name, "duplicate_groups": groups,

@@ -1,9 +1,10 @@
 """Download planning: the URL list cut into input shards of `shard_size` consecutive rows, each shard's rows
 (with their uids) written as one part, `download/urls/NNNNN.parquet`, by the task that computed it.
 
-The engine does the table work (`plan_spark`, `plan_ray`): read the input one file per task, count rows
-per file (the driver turns O(files) counts into offsets), derive uids (a repeated (url, caption) pair is
-numbered in input order by a window over the pair), check they are unique, and write the parts. The
+The engine does the table work (`curate.engines.spark_urls`, `curate.engines.ray_urls`): read the input
+one file per task, count rows per file (the driver turns O(files) counts into offsets), derive uids (a
+repeated (url, caption) pair is numbered in input order by a window over the pair), check they are unique,
+and write the parts. The
 local engine's in-process plan (`read_input`) writes the same bytes (tests/unit/download/test_plan.py).
 `urls/_plan.json` records the input's files and the shard size; `urls/_SUCCESS` marks the plan complete,
 so a resumed download plans nothing and a download of another input into the same run is refused.
@@ -66,11 +67,11 @@ def plan_urls(engine, config: DownloadConfig, urls_dir: str) -> UrlPlan:
         return UrlPlan(**done)
     log.info("download: planning %d input file(s) on %s", len(files), engine.name)
     if engine.name == "spark":
-        from curate.download.plan_spark import plan_on_spark
+        from curate.engines.spark_urls import plan_on_spark
 
         rows = plan_on_spark(engine, config, files, given, urls_dir)
     elif engine.name == "ray":
-        from curate.download.plan_ray import plan_on_ray
+        from curate.engines.ray_urls import plan_on_ray
 
         rows = plan_on_ray(config, files, given, urls_dir)
     else:

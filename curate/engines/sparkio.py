@@ -18,10 +18,10 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from curate.errors import CurateError
 from curate.io import dataset, fs
+from curate.io.dataset import PART_COL
 
 log = logging.getLogger(__name__)
 
-PART_COL = "_part"  # the column naming the part a row is written to (write_dataset)
 WRITE_STATS = pa.schema([("parts", pa.int64()), ("rows", pa.int64()), ("bytes", pa.int64())])
 MAX_READ_TASKS = 20_000  # parts are grouped into at most this many read tasks (descriptors stay O(tasks))
 

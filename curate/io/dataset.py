@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".parquet"
 DIGITS = 5
+PART_COL = "_part"  # in a frame an engine writes: the name of the part each row goes to (without .parquet)
 
 
 def part_name(index: int) -> str:

@@ -7,7 +7,6 @@ import pyarrow as pa
 import pytest
 
 from curate import schemas
-from curate.dedup import rules
 from curate.dedup.config import DedupConfig
 from curate.dedup.refs import Refs
 from curate.io import dataset, fs
@@ -45,7 +44,9 @@ def decide_rows(spark_engine, tmp_path):
         folder = tmp_path / f"run{next(counter)}"
         samples_dir, hashes_dir = write_run(folder, rows, shards, hashes)
         out = str(folder / "decisions")
-        rules.decide(spark_engine, samples_dir, hashes_dir, config or DedupConfig(), safety or Refs(),
+        from curate.engines.spark_dedup import decide
+
+        decide(spark_engine, samples_dir, hashes_dir, config or DedupConfig(), safety or Refs(),
                      evalset or Refs(), out, str(folder / "_work"))
         table = fs.read_table(out, schema="dedup")
         assert table.column("uid").to_pylist() == sorted(table.column("uid").to_pylist()) or shards > 1

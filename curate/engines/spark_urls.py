@@ -13,8 +13,9 @@ from pyspark.sql import functions as F
 from curate.download.config import DownloadConfig
 from curate.download.inputs import FILE, ROW, ROWS_SCHEMA, UID_PATTERN, URLS_VERSION, InputFile, file_rows
 from curate.download.plan import shard_tasks
-from curate.engines.sparkio import PART_COL, spark_schema
+from curate.engines.sparkio import spark_schema
 from curate.errors import CurateError
+from curate.io.dataset import PART_COL
 
 log = logging.getLogger(__name__)
 POS = "_pos"

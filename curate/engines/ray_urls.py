@@ -1,4 +1,4 @@
-"""Download planning on Ray Data (see `curate.download.plan`): the same plan as `plan_spark`, with Ray's
+"""Download planning on Ray Data (see `curate.download.plan`): the same plan as `curate.engines.spark_urls`, with Ray's
 shuffles. Rows are read in Ray tasks (one per input file), numbered, given uids in groups of about
 BUCKET_ROWS rows (vectorised within a group) and written one part per shard by the task holding its rows;
 the driver sees one count per input file and a few scalars."""

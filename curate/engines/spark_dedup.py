@@ -1,0 +1,175 @@
+"""The dedup rules (`curate.dedup.rules`: their order, the survivor rule) as one Spark program: a shard's
+samples and hashes parts joined in the task that reads them, reference lists as a broadcast index, placeholders
+as group-bys, duplicates as windows, near duplicates by multi-index hashing and connected components
+(`sparkgraph`), every step from storage to storage; the decisions written by the executors."""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from curate import schemas
+from curate.dedup.config import DedupConfig
+from curate.dedup.mih import choose_parts
+from curate.dedup.phash import hex_to_int64
+from curate.dedup.refs import Refs
+from curate.dedup.rules import BASE, DECIDED, HASHES, ShardRows
+from curate.engines import sparkgraph
+from curate.io import dataset, fs
+from curate.io.dataset import PART_COL
+from curate.stage import StageStats
+
+log = logging.getLogger(__name__)
+
+
+def base_frame(engine, samples_dir: str, hashes_dir: str) -> DataFrame:
+    items = [{"samples": fs.join(samples_dir, name), "hashes": fs.join(hashes_dir, name)}
+             for name in dataset.list_parts(samples_dir)]
+    return engine.read_items(items, ShardRows(), BASE)
+
+
+def _flag(frame: DataFrame, on: str, values: DataFrame, name: str) -> DataFrame:
+    """frame + boolean `name`: its `on` value is among `values` (a one-column frame, joined as a broadcast
+    when the reference side is small, a shuffle otherwise: Spark's own choice)."""
+    hit = values.select(F.col(values.columns[0]).alias(on)).distinct().withColumn(name, F.lit(True))
+    return frame.join(hit, on, "left").fillna(False, subset=[name])
+
+
+def _refs_frame(engine, values, column: str, to_int: bool = False) -> DataFrame:
+    values = sorted(values)
+    if to_int:
+        return engine.session.createDataFrame([(int(v),) for v in hex_to_int64(values)], f"{column} long")
+    return engine.session.createDataFrame([(v,) for v in values], f"{column} string")
+
+
+def _listed(engine, frame: DataFrame, refs: Refs, distance: int, name: str, kinds: tuple[str, ...]) -> DataFrame:
+    """frame + `name`: an exact hash of `kinds` is listed in `refs`, or its pHash is within `distance`."""
+    frame = frame.withColumn(name, F.lit(False))
+    for kind in kinds:
+        if getattr(refs, kind):
+            frame = _flag(frame, kind, _refs_frame(engine, getattr(refs, kind), kind), f"_{kind}_hit")
+            frame = frame.withColumn(name, F.col(name) | F.col(f"_{kind}_hit")).drop(f"_{kind}_hit")
+    if refs.phash:
+        ref = _refs_frame(engine, refs.phash, "h", to_int=True)
+        pool = frame.where(F.col("h").isNotNull()).select("h").distinct()
+        near = sparkgraph.near_refs(pool, ref, choose_parts(distance, len(refs.phash)))
+        frame = _flag(frame, "h", near, "_ph_hit").withColumn(name, F.col(name) | F.col("_ph_hit")).drop("_ph_hit")
+    return frame
+
+
+def _shared(frame: DataFrame, key: str, min_urls: int) -> DataFrame:
+    counts = frame.where(F.col(key).isNotNull()).groupBy(key).agg(F.countDistinct("url_canonical").alias("n"))
+    return counts.where(F.col("n") >= min_urls).select(key)
+
+
+def exact_rules(engine, frame: DataFrame, config: DedupConfig, safety: Refs, evalset: Refs) -> DataFrame:
+    """Rules 1-6: frame + `reason` and `duplicate_of`."""
+    frame = frame.withColumn("reason", F.lit(None).cast("string")).withColumn(
+        "duplicate_of", F.lit(None).cast("string"))
+
+    def assign(f: DataFrame, cond, name: str, of=None) -> DataFrame:
+        hit = F.col("reason").isNull() & cond
+        if of is not None:
+            f = f.withColumn("duplicate_of", F.when(hit, of).otherwise(F.col("duplicate_of")))
+        return f.withColumn("reason", F.when(hit, F.lit(name)).otherwise(F.col("reason")))
+
+    if len(safety):
+        frame = _listed(engine, frame, safety, config.hash_list_distance, "_unsafe", ("md5", "sha1", "sha256"))
+        frame = assign(frame, F.col("_unsafe"), "safety_hash_list").drop("_unsafe")
+    if len(evalset):
+        distance = config.near_distance if config.eval_distance is None else config.eval_distance
+        frame = _listed(engine, frame, evalset, distance, "_eval", ("sha256",))
+        frame = assign(frame, F.col("_eval"), "eval_contamination").drop("_eval")
+    if config.placeholder_min_urls > 0:
+        k = config.placeholder_min_urls
+        frame = _flag(frame, "sha256", _shared(frame, "sha256", k), "_ph_sha")
+        frame = _flag(frame, "h", _shared(frame, "h", k), "_ph_h")
+        frame = assign(frame, F.col("_ph_sha") | F.col("_ph_h"), "placeholder_image").drop("_ph_sha", "_ph_h")
+
+    # a row without a caption (or image hash) pairs with nothing: its key is its own uid
+    pair_key = F.when(F.col("sha256").isNull() | F.col("caption").isNull(), F.concat(F.lit("\x00"), F.col("uid"))
+                      ).otherwise(F.concat(F.col("sha256"), F.lit("\n"), F.col("caption")))
+    frame = frame.withColumn("_pre_out", F.col("reason").isNotNull().cast("int")).withColumn("_pair", pair_key)
+    order = ["_pre_out"]
+    w = Window.partitionBy("url_canonical").orderBy(*order, "uid")
+    frame = frame.withColumn("_url_rank", F.row_number().over(w) - 1).withColumn("_url_first", F.first("uid").over(w))
+    order += ["_url_rank"] if config.by_url else []
+    frame = frame.repartition("sha256")  # pair groups lie within image groups: one shuffle serves both windows
+    w = Window.partitionBy("sha256", "_pair").orderBy(*order, "uid")
+    frame = frame.withColumn("_pair_rank", F.row_number().over(w) - 1).withColumn("_pair_first",
+                                                                                   F.first("uid").over(w))
+    order += ["_pair_rank"] if config.by_pair else []
+    w = Window.partitionBy("sha256").orderBy(*order, "uid")
+    frame = frame.withColumn("_img_rank", F.row_number().over(w) - 1).withColumn("_img_first", F.first("uid").over(w))
+    for on, name, col in ((config.by_url, "duplicate_url", "url"), (config.by_pair, "duplicate_pair", "pair"),
+                          (config.by_image, "duplicate_image", "img")):
+        if on:
+            frame = assign(frame, F.col(f"_{col}_rank") > 0, name, F.col(f"_{col}_first"))
+    return frame.drop("_pre_out", "_pair", "_url_rank", "_url_first", "_pair_rank", "_pair_first", "_img_rank",
+                      "_img_first")
+
+
+def near_rule(engine, frame: DataFrame, config: DedupConfig, work: str) -> DataFrame:
+    """Rule 7 on the rows still kept: identical pHashes collapse, distinct ones pair by multi-index hashing,
+    groups are connected components; survivors are each group's smallest uid."""
+    alive = frame.where(F.col("reason").isNull() & F.col("h").isNotNull()).select("uid", "h")
+    distinct = _checkpoint(engine, alive.select("h").distinct(), fs.join(work, "hashes"), HASHES, "h")
+    n = distinct.count()
+    layout = choose_parts(config.near_distance, n)
+    log.info("dedup: %d distinct pHashes, near search in %d parts of %d bits (%d keys a row)", n, layout.parts,
+             layout.width, layout.keys_per_row())
+    pairs = sparkgraph.near_pairs(distinct, layout).select("a", "b")
+    comps = sparkgraph.connected_components(engine, pairs, fs.join(work, "components"))
+    grouped = alive.join(comps.withColumnRenamed("node", "h"), "h", "left").select(
+        "uid", F.coalesce(F.col("component"), F.col("h")).alias("_group"))
+    survivor = grouped.groupBy("_group").agg(F.min("uid").alias("_survivor"))
+    losers = grouped.join(survivor, "_group").where(F.col("uid") != F.col("_survivor")).select("uid", "_survivor")
+    frame = frame.join(losers, "uid", "left")
+    frame = frame.withColumn("reason", F.when(F.col("_survivor").isNotNull(), F.lit("near_duplicate"))
+                             .otherwise(F.col("reason")))
+    frame = frame.withColumn("duplicate_of", F.coalesce(F.col("_survivor"), F.col("duplicate_of"))).drop("_survivor")
+    moved = losers.select(F.col("uid").alias("duplicate_of"), F.col("_survivor").alias("_moved"))
+    return frame.join(moved, "duplicate_of", "left").withColumn(
+        "duplicate_of", F.coalesce(F.col("_moved"), F.col("duplicate_of"))).drop("_moved")
+
+
+def _checkpoint(engine, frame: DataFrame, folder: str, schema: pa.Schema, key: str) -> DataFrame:
+    """Write `frame` under the stage's work folder and read it back: later steps start from storage, not
+    from the lineage (and the rules are computed once)."""
+    ffs, p = fs.url_to_fs(folder)
+    if ffs.exists(p):
+        ffs.rm(p, recursive=True)
+    engine.write_dataset(frame, folder, partitions=max(1, engine.session.sparkContext.defaultParallelism), key=key,
+                         sort_by=[key])
+    return engine.read_dataset(folder, schema)
+
+
+def decide(engine, samples_dir: str, hashes_dir: str, config: DedupConfig, safety: Refs, evalset: Refs,
+           out_dir: str, work: str) -> dict:
+    """Write the decisions (dedup.v1, one part per download shard, sorted by uid); returns write stats."""
+    frame = base_frame(engine, samples_dir, hashes_dir)
+    frame = exact_rules(engine, frame, config, safety, evalset).select(*DECIDED.names)
+    frame = _checkpoint(engine, frame, fs.join(work, "exact"), DECIDED, "uid")
+    if config.near:
+        frame = near_rule(engine, frame, config, work)
+    out = frame.select("uid", "url_canonical", "sha256", "reason", "duplicate_of", PART_COL)
+    tasks = max(1, min(len(dataset.list_parts(samples_dir)), 4 * engine.session.sparkContext.defaultParallelism))
+    return engine.write_dataset(out, out_dir, schema="dedup", sort_by=["uid"], tasks=tasks)
+
+
+def decision_stats(engine, decisions_dir: str) -> tuple[StageStats, int, int]:
+    """(rows and reasons, duplicate groups, near-duplicate groups) of the decisions, aggregated by Spark."""
+    frame = engine.read_dataset(decisions_dir, schemas.load("dedup"))
+    stats = StageStats()
+    for row in frame.groupBy("reason").count().collect():
+        stats.rows_in += row["count"]
+        if row["reason"] is None:
+            stats.kept += row["count"]
+        else:
+            stats.rejected[row["reason"]] += row["count"]
+    near = F.when(F.col("reason") == "near_duplicate", F.col("duplicate_of"))
+    groups = frame.agg(F.countDistinct("duplicate_of").alias("all"), F.countDistinct(near).alias("near")).first()
+    return stats, int(groups["all"]), int(groups["near"])
