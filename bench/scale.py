@@ -109,7 +109,7 @@ def gen_download(eng, rows: int, run: str, skew: float = 0.0) -> None:
     hashes = base.where(ok).select("uid", "md5", "sha1", "sha256", "phash", PART_COL)
     eng.write_dataset(hashes, fs.join(run, "dedup", "hashes"), schema="hashes", sort_by=["uid"], tasks=tasks)
     fs.write_bytes(fs.join(run, "download", "_SUCCESS"), b"")
-    listed = base.where(ok & (F.pmod(i, F.lit(max(1, rows // 100))) == 7)).select("md5", "phash").limit(200).collect()
+    listed = base.where(ok & (F.pmod(i, F.lit(max(1, rows // 400))) == 7)).select("md5", "phash").limit(200).collect()
     entries = [r["md5"] for r in listed[:100]] + [r["phash"] for r in listed[100:]]
     fs.write_bytes(fs.join(run, HASH_LIST), ("\n".join(entries) + "\n").encode())
 

@@ -56,15 +56,33 @@ def load_rates(path: str | Path | None = None, overrides: dict[str, float] | Non
         raise CurateError(f"plan: rates file not found: {source}") from exc
     except json.JSONDecodeError as exc:
         raise CurateError(f"plan: {source} is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
-    for key in ("download", "dedup", "score_cpu", "score_gpu", "select", "shard"):
-        if not isinstance(rates.get(key), dict) or not rates[key].get("rows_per_s", 0) > 0:
-            raise CurateError(f"plan: {source} has no positive rows_per_s for {key!r}")
     for key, value in (overrides or {}).items():
         if key not in rates or key.startswith("_") or key == "gpu_speedup":
             valid = ", ".join(k for k in rates if not k.startswith("_") and k != "gpu_speedup")
             raise CurateError(f"plan: --rate {key}: unknown stage; valid: {valid}")
-        rates[key] = {**rates[key], "rows_per_s": value, "kind": "given", "source": "--rate on the command line"}
+        rates[key] = {k: v for k, v in rates[key].items() if k != "parts"}
+        rates[key].update({"rows_per_s": value, "kind": "given", "source": "--rate on the command line"})
+    for key in list(rates):
+        if isinstance(rates[key], dict) and "parts" in rates[key]:
+            rates[key] = _combined(rates, key, source)
+    for key in ("download", "dedup", "score_cpu", "score_gpu", "select", "shard"):
+        if not isinstance(rates.get(key), dict) or not rates[key].get("rows_per_s", 0) > 0:
+            raise CurateError(f"plan: {source} has no positive rows_per_s for {key!r}")
     return rates
+
+
+def _combined(rates: dict, key: str, source) -> dict:
+    """A stage made of steps that each pass over its rows (`parts`): per unit, the rows go through them one
+    after the other, so the stage's rate is 1 / sum(1 / rate of each step)."""
+    entry = rates[key]
+    parts = [rates.get(p) for p in entry["parts"]]
+    if any(not isinstance(p, dict) or not p.get("rows_per_s", 0) > 0 for p in parts):
+        raise CurateError(f"plan: {source}: {key!r} is made of {entry['parts']}, which need positive rows_per_s")
+    kinds = {p.get("kind", "?") for p in parts}
+    return {**entry, "rows_per_s": 1 / sum(1 / float(p["rows_per_s"]) for p in parts),
+            "kind": kinds.pop() if len(kinds) == 1 else "partly " + "/".join(sorted(kinds)),
+            "source": "; ".join(f"{name} {float(p['rows_per_s']):,.1f}/s ({p.get('source', 'no source')})"
+                                for name, p in zip(entry["parts"], parts, strict=True))}
 
 
 def plan(inp: PlanInput, rates: dict) -> list[StagePlan]:

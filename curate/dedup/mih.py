@@ -7,10 +7,10 @@ emits, per part, the part's value with every flip of at most r of its bits (the 
 part values (the index keys); a pair within d shares a key in some part, and recall is exact.
 
 Cost per row: K = m * sum_{i<=r} C(64/m, i) probe keys, and each key meets about n / 2^(64/m) unrelated
-rows of the index. `choose_parts` takes the m in {1, 2, 4, 8, 16} with the smallest K * (1 + n / 2^(64/m)):
-for d = 3 that is two 32-bit halves with one-bit flips (66 keys per row), so candidates stay linear in n
-(about 66 * (1 + n / 2^32) per row: 66.2 at 16M rows, 220 at 10^10) where 4 bands of 16 bits meet
-n / 65,536 rows per key.
+rows of the index. `choose_parts` takes the m in {1, 2, 4, 8, 16} with the smallest
+K * (PROBE_COST + n / 2^(64/m)): for d = 3 and more than a few thousand hashes that is two 32-bit halves
+with one-bit flips (66 keys per row), so candidates stay linear in n (about 66 * n / 2^32 per row: 0.25
+at 16M rows, 154 at 10^10) where 4 bands of 16 bits meet n / 65,536 rows per key (244 at 16M).
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from itertools import combinations
 from math import comb
 
+import numpy as np
+
 PART_COUNTS = (1, 2, 4, 8, 16)
 MAX_KEYS = 4096  # a layout needing more probe keys per row is not offered
+PROBE_COST = 0.1  # a probe key's cost against a candidate pair's (measured: numpy search vs pair rows)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,9 @@ class Layout:
         return self.parts * sum(comb(self.width, i) for i in range(self.radius + 1))
 
     def cost(self, n: int) -> float:
-        return self.keys_per_row() * (1 + n / 2 ** self.width)
+        """Work per row: making a probe key is a vectorised XOR and sorted search inside a group (PROBE_COST
+        of a candidate), and each key meets about n / 2^width unrelated rows, each a candidate to verify."""
+        return self.keys_per_row() * (PROBE_COST + n / 2 ** self.width)
 
 
 def choose_parts(distance: int, n: int) -> Layout:
@@ -66,3 +71,121 @@ def choose_parts(distance: int, n: int) -> Layout:
 def signed(mask: int) -> int:
     """A 64-bit mask as the signed long engines store."""
     return mask - (1 << 64) if mask >= 1 << 63 else mask
+
+
+# --- blocked search: the probes of a part are made and matched inside one group of rows ------------------
+#
+# A part's value is cut into a prefix of p bits and a suffix. Two values within r bits differ in t <= r bits
+# of the prefix and at most r - t of the suffix. So each row is sent, per part, to the group of its own prefix
+# (as an index row, with a budget of r suffix flips) and to the groups of every prefix t bits away (as a
+# probe row with a budget of r - t). In a group, the probes (suffix XOR every mask within the budget) are
+# matched against the index suffixes with a sorted search. Only sum_{t<=r} C(p, t) rows per part and hash
+# cross the engine's shuffle (9 for r = 1, p = 8), not every probe key; groups hold about
+# n * rows_per_part / 2^p rows, and `block_bits` picks p to keep that near GROUP_ROWS.
+
+GROUP_ROWS = 1_000_000
+
+
+def block_bits(layout: Layout, n: int, group_rows: int = GROUP_ROWS) -> int:
+    """Prefix bits p per part: the smallest that keeps a group near `group_rows` rows for n hashes."""
+    for p in range(1, layout.width):
+        per_part = sum(comb(p, t) for t in range(layout.radius + 1))
+        if max(n, 1) * per_part / 2**p <= group_rows:
+            return p
+    return layout.width - 1
+
+
+def _masks(bits: int, most: int, least: int = 0) -> np.ndarray:
+    """Every mask of `least` to `most` set bits among the low `bits` bits."""
+    out = [sum(1 << b for b in c) for k in range(least, most + 1) for c in combinations(range(bits), k)]
+    return np.array(out, dtype=np.uint64)
+
+
+def emit(h: np.ndarray, layout: Layout, p: int) -> dict[str, np.ndarray]:
+    """The rows each hash sends to the groups: part, prefix (the group), suffix, h, budget."""
+    u = h.astype(np.int64).view(np.uint64)
+    w, r = layout.width, layout.radius
+    low = np.uint64((1 << (w - p)) - 1)
+    cols: dict[str, list] = {"part": [], "prefix": [], "suffix": [], "h": [], "budget": []}
+    for i, (shift, mask) in enumerate(layout.shifts()):
+        v = (u >> np.uint64(shift)) & np.uint64(mask)
+        prefix, suffix = v >> np.uint64(w - p), v & low
+        for t in range(r + 1):
+            for flip in _masks(p, t, least=t):
+                cols["part"].append(np.full(len(u), i, dtype=np.int32))
+                cols["prefix"].append((prefix ^ flip).view(np.int64))
+                cols["suffix"].append(suffix.view(np.int64))
+                cols["h"].append(h.astype(np.int64))
+                cols["budget"].append(np.full(len(u), r - t, dtype=np.int8))
+    return {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()}
+
+
+def _equal(q: np.ndarray, h_q: np.ndarray, s_idx: np.ndarray, h_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probe hash, index hash) for every probe value equal to an index suffix (`s_idx` sorted)."""
+    lo = np.searchsorted(s_idx, q, "left")
+    counts = np.searchsorted(s_idx, q, "right") - lo
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    return np.repeat(h_q, counts), h_idx[starts + np.arange(total)]
+
+
+def _one_bit_pairs(s: np.ndarray, h: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unordered pairs (lower hash, higher hash) of rows whose suffixes are equal or differ in one bit:
+    rows equal once bit k is cleared, for each k (and equal ones once), found by sorting."""
+    a_parts, b_parts = [], []
+    for k in range(-1, bits):
+        key = s if k < 0 else s & ~np.uint64(1 << k)
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        start = np.flatnonzero(np.concatenate([[True], ks[1:] != ks[:-1]]))
+        length = np.diff(np.append(start, len(ks)))
+        for size in np.unique(length[length > 1]):  # runs of equal keys: every pair inside each
+            first = start[length == size]
+            i, j = np.triu_indices(int(size), 1)
+            x, y = order[(first[:, None] + i).ravel()], order[(first[:, None] + j).ravel()]
+            if k >= 0:  # pairs with equal suffixes were taken at k = -1
+                differ = s[x] != s[y]
+                x, y = x[differ], y[differ]
+            a_parts.append(np.minimum(h[x], h[y]))
+            b_parts.append(np.maximum(h[x], h[y]))
+    if not a_parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(a_parts), np.concatenate(b_parts)
+
+
+def group_pairs(part: int, suffix: np.ndarray, h: np.ndarray, budget: np.ndarray, layout: Layout,
+                p: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(a, b, candidates) of one group: pairs a < b within `layout.distance` bits found in this part and in
+    no earlier one, and the probe-index matches between different hashes before verification."""
+    r, w = layout.radius, layout.width
+    index = budget == r
+    order = np.argsort(suffix[index], kind="stable")
+    s_idx, h_idx = suffix[index][order].view(np.uint64), h[index][order]
+    a_parts, b_parts, candidates = [], [], 0
+    for b in range(r + 1):
+        rows = budget == b
+        s_rows, h_rows = suffix[rows].view(np.uint64), h[rows]
+        if b == 1 and r == 1:  # index rows against each other: one sort per suffix bit, not a search per probe
+            a, other = _one_bit_pairs(s_idx, h_idx, w - p)
+            candidates += 2 * len(a)  # each pair met from both sides, as the probes would
+            a_parts.append(a)
+            b_parts.append(other)
+            continue
+        for mask in _masks(w - p, b):
+            a, other = _equal(s_rows ^ mask, h_rows, s_idx, h_idx)
+            candidates += int((a != other).sum())
+            if b == r:  # both rows index rows: met from both sides, keep the lower as the probe
+                keep = a < other
+                a, other = a[keep], other[keep]
+            a_parts.append(a)
+            b_parts.append(other)
+    if not a_parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64), candidates
+    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
+    x = (a ^ b).view(np.uint64)
+    keep = (a < b) & (np.bitwise_count(x) <= layout.distance)
+    for shift, mask in layout.shifts()[:part]:  # found already in an earlier part: drop
+        keep &= np.bitwise_count((x >> np.uint64(shift)) & np.uint64(mask)) > r
+    return a[keep], b[keep], candidates

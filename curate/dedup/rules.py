@@ -28,11 +28,12 @@ the stage's `_work/` folder. Nothing on the driver grows with the rows.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.dedup.phash import hex_to_int64
-from curate.dedup.url import canonical_url
+from curate.dedup.url import canonical_urls
 from curate.download.status import SUCCESS
 from curate.io import dataset, fs
 from curate.io.dataset import PART_COL
@@ -54,7 +55,7 @@ class ShardRows:
     canonical URL and the pHash as a signed 64-bit integer (`h`)."""
 
     def __call__(self, item: dict) -> pa.Table:
-        samples = dataset.read_part(item["samples"])
+        samples = dataset.read_part(item["samples"], _SAMPLE_COLS, only_present=True)
         for name in _SAMPLE_COLS:
             if name not in samples.column_names:
                 samples = samples.append_column(name, pa.nulls(samples.num_rows, pa.string()))
@@ -65,13 +66,13 @@ class ShardRows:
         else:
             ok = ok.append_column("md5", pa.nulls(ok.num_rows, pa.string())).append_column(
                 "sha1", pa.nulls(ok.num_rows, pa.string())).append_column("phash", pa.nulls(ok.num_rows, pa.string()))
-        phash = ok.column("phash")
-        valid = [v for v in phash.to_pylist() if v is not None]
-        ints = iter(hex_to_int64(valid).tolist())
-        h = pa.array([None if v is None else next(ints) for v in phash.to_pylist()], pa.int64())
-        canon = pa.array([canonical_url(u) for u in ok.column("url").to_pylist()], pa.string())
-        part = pa.array([dataset.shard_part_name(s).removesuffix(dataset.SUFFIX) for s in
-                         ok.column("shard").to_pylist()], pa.string())
+        phash = ok.column("phash").combine_chunks()
+        valid = phash.is_valid().to_numpy(zero_copy_only=False)
+        ints = np.zeros(len(phash), dtype=np.int64)
+        ints[valid] = hex_to_int64(phash.drop_null().to_pylist())
+        h = pa.array(ints, pa.int64(), mask=~valid)
+        canon = canonical_urls(ok.column("url"))
+        part = pc.replace_substring_regex(ok.column("shard"), r"\.tar$", "")
         return pa.table({"uid": ok.column("uid"), "url_canonical": canon, "sha256": ok.column("sha256"),
                          "caption": ok.column("caption"), "md5": ok.column("md5"), "sha1": ok.column("sha1"),
                          "h": h, PART_COL: part}, schema=BASE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -60,9 +61,13 @@ def _listed(engine, frame: DataFrame, refs: Refs, distance: int, name: str, kind
     return frame
 
 
-def _shared(frame: DataFrame, key: str, min_urls: int) -> DataFrame:
-    counts = frame.where(F.col(key).isNotNull()).groupBy(key).agg(F.countDistinct("url_canonical").alias("n"))
-    return counts.where(F.col("n") >= min_urls).select(key)
+def _urls_sharing(frame: DataFrame, key: str) -> DataFrame:
+    """frame + `_n`: how many distinct canonical URLs share the row's `key` (0 where it is null), by two
+    windows in one partitioning by `key` (no self-join, and the frame is read once)."""
+    first = F.row_number().over(Window.partitionBy(key, "url_canonical").orderBy("uid")) == 1
+    frame = frame.withColumn("_first", first.cast("int"))
+    n = F.sum("_first").over(Window.partitionBy(key))
+    return frame.withColumn("_n", F.when(F.col(key).isNull(), F.lit(0)).otherwise(n)).drop("_first")
 
 
 def exact_rules(engine, frame: DataFrame, config: DedupConfig, safety: Refs, evalset: Refs) -> DataFrame:
@@ -85,9 +90,10 @@ def exact_rules(engine, frame: DataFrame, config: DedupConfig, safety: Refs, eva
         frame = assign(frame, F.col("_eval"), "eval_contamination").drop("_eval")
     if config.placeholder_min_urls > 0:
         k = config.placeholder_min_urls
-        frame = _flag(frame, "sha256", _shared(frame, "sha256", k), "_ph_sha")
-        frame = _flag(frame, "h", _shared(frame, "h", k), "_ph_h")
-        frame = assign(frame, F.col("_ph_sha") | F.col("_ph_h"), "placeholder_image").drop("_ph_sha", "_ph_h")
+        for key in ("sha256", "h"):  # counted over every row, rejected or not
+            frame = _urls_sharing(frame, key).withColumnRenamed("_n", f"_n_{key}")
+        frame = assign(frame, (F.col("_n_sha256") >= k) | (F.col("_n_h") >= k), "placeholder_image").drop(
+            "_n_sha256", "_n_h")
 
     # a row without a caption (or image hash) pairs with nothing: its key is its own uid
     pair_key = F.when(F.col("sha256").isNull() | F.col("caption").isNull(), F.concat(F.lit("\x00"), F.col("uid"))
@@ -112,16 +118,16 @@ def exact_rules(engine, frame: DataFrame, config: DedupConfig, safety: Refs, eva
                       "_img_first")
 
 
-def near_rule(engine, frame: DataFrame, config: DedupConfig, work: str) -> DataFrame:
+def near_rule(engine, frame: DataFrame, config: DedupConfig, work: str, partitions: int = 0) -> DataFrame:
     """Rule 7 on the rows still kept: identical pHashes collapse, distinct ones pair by multi-index hashing,
     groups are connected components; survivors are each group's smallest uid."""
     alive = frame.where(F.col("reason").isNull() & F.col("h").isNotNull()).select("uid", "h")
-    distinct = _checkpoint(engine, alive.select("h").distinct(), fs.join(work, "hashes"), HASHES, "h")
+    distinct = _checkpoint(engine, alive.select("h").distinct(), fs.join(work, "hashes"), HASHES, "h", partitions)
     n = distinct.count()
     layout = choose_parts(config.near_distance, n)
     log.info("dedup: %d distinct pHashes, near search in %d parts of %d bits (%d keys a row)", n, layout.parts,
              layout.width, layout.keys_per_row())
-    pairs = sparkgraph.near_pairs(distinct, layout).select("a", "b")
+    pairs = sparkgraph.near_pairs(distinct, layout, n).select("a", "b")
     comps = sparkgraph.connected_components(engine, pairs, fs.join(work, "components"))
     grouped = alive.join(comps.withColumnRenamed("node", "h"), "h", "left").select(
         "uid", F.coalesce(F.col("component"), F.col("h")).alias("_group"))
@@ -136,27 +142,33 @@ def near_rule(engine, frame: DataFrame, config: DedupConfig, work: str) -> DataF
         "duplicate_of", F.coalesce(F.col("_moved"), F.col("duplicate_of"))).drop("_moved")
 
 
-def _checkpoint(engine, frame: DataFrame, folder: str, schema: pa.Schema, key: str) -> DataFrame:
+def _checkpoint(engine, frame: DataFrame, folder: str, schema: pa.Schema, key: str, partitions: int = 0) -> DataFrame:
     """Write `frame` under the stage's work folder and read it back: later steps start from storage, not
     from the lineage (and the rules are computed once)."""
     ffs, p = fs.url_to_fs(folder)
     if ffs.exists(p):
         ffs.rm(p, recursive=True)
-    engine.write_dataset(frame, folder, partitions=max(1, engine.session.sparkContext.defaultParallelism), key=key,
-                         sort_by=[key])
+    parts = max(partitions, engine.session.sparkContext.defaultParallelism, 1)
+    engine.write_dataset(frame, folder, partitions=parts, key=key, sort_by=[key])
     return engine.read_dataset(folder, schema)
 
 
 def decide(engine, samples_dir: str, hashes_dir: str, config: DedupConfig, safety: Refs, evalset: Refs,
            out_dir: str, work: str) -> dict:
     """Write the decisions (dedup.v1, one part per download shard, sorted by uid); returns write stats."""
-    frame = base_frame(engine, samples_dir, hashes_dir)
-    frame = exact_rules(engine, frame, config, safety, evalset).select(*DECIDED.names)
-    frame = _checkpoint(engine, frame, fs.join(work, "exact"), DECIDED, "uid")
+    shards = len(dataset.list_parts(samples_dir))
+    parallelism = engine.session.sparkContext.defaultParallelism
+    work_parts = max(parallelism, -(-shards // 32))  # about 320,000 rows a work part with 10,000-row shards
+    base = base_frame(engine, samples_dir, hashes_dir)
+    if safety.phash or evalset.phash:  # the pHash probes read the pool's hashes too: read the parts once
+        base = base.persist(StorageLevel.DISK_ONLY)
+    frame = exact_rules(engine, base, config, safety, evalset).select(*DECIDED.names)
+    frame = _checkpoint(engine, frame, fs.join(work, "exact"), DECIDED, "uid", work_parts)
+    base.unpersist()
     if config.near:
-        frame = near_rule(engine, frame, config, work)
+        frame = near_rule(engine, frame, config, work, work_parts)
     out = frame.select("uid", "url_canonical", "sha256", "reason", "duplicate_of", PART_COL)
-    tasks = max(1, min(len(dataset.list_parts(samples_dir)), 4 * engine.session.sparkContext.defaultParallelism))
+    tasks = max(1, min(shards, max(2 * parallelism, -(-shards // 32))))
     return engine.write_dataset(out, out_dir, schema="dedup", sort_by=["uid"], tasks=tasks)
 
 

@@ -1,7 +1,8 @@
 """Near-duplicate search and connected components as Spark DataFrame programs, on the executors.
 
-- `near_pairs`: pairs of distinct 64-bit hashes within d bits by multi-index hashing (`curate.dedup.mih`):
-  candidates linear in n, exact recall; each pair once (in the first part where it qualifies, lower first).
+- `near_pairs`: pairs of distinct 64-bit hashes within d bits by multi-index hashing (`curate.dedup.mih`),
+  blocked: a few rows per hash cross the shuffle to (part, prefix) groups, where the probe keys are made
+  and matched with numpy; candidates linear in n, exact recall, each pair once.
 - `near_refs`: pool hashes within d bits of a reference list; only the reference side is indexed (all its
   probe keys), the pool probes it with its exact part values through a broadcast join.
 - `connected_components`: large-star / small-star (Kiveris et al., "Connected Components in MapReduce and
@@ -11,11 +12,15 @@
 from __future__ import annotations
 
 import logging
+from math import comb
 
+import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
+from curate.dedup import mih
 from curate.dedup.mih import Layout, signed
 from curate.io import fs
 
@@ -40,25 +45,70 @@ def _keyed(hashes: DataFrame, keys: DataFrame, col: str) -> DataFrame:
     return hashes.crossJoin(F.broadcast(keys)).select(F.col(col), F.col("part"), v.alias("v"))
 
 
-def near_pairs(hashes: DataFrame, layout: Layout) -> DataFrame:
-    """(a, b, distance) with a < b for distinct int64 hashes (column `h`) within `layout.distance` bits."""
-    session = hashes.sparkSession
-    probe = _keyed(hashes.select(F.col("h").alias("a")), _keys(session, layout, flips=True), "a")
-    index = _keyed(hashes.select(F.col("h").alias("b")), _keys(session, layout, flips=False), "b")
-    cand = probe.join(index, ["part", "v"]).where(F.col("a") < F.col("b"))
-    x = F.col("a").bitwiseXOR(F.col("b"))
-    keep = F.bit_count(x) <= layout.distance
-    for j, (shift, mask) in enumerate(layout.shifts()[:-1]):  # found already in an earlier part: drop
-        keep = keep & ((F.col("part") <= j) | (F.bit_count(_part_value(x, shift, mask)) > layout.radius))
-    return cand.where(keep).select("a", "b", F.bit_count(x).cast("int").alias("distance"))
+EMITTED = pa.schema([("part", pa.int32()), ("prefix", pa.int64()), ("suffix", pa.int64()), ("h", pa.int64()),
+                     ("budget", pa.int8())])
+PAIRS = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("distance", pa.int32())])
 
 
-def candidate_count(hashes: DataFrame, layout: Layout) -> int:
+class _Emit:
+    """mapInArrow: distinct hashes in, the rows each sends to the search groups out (`mih.emit`)."""
+
+    def __init__(self, layout: Layout, p: int) -> None:
+        self.layout, self.p = layout, p
+
+    def __call__(self, batches):
+        for batch in batches:
+            rows = mih.emit(batch.column(0).to_numpy(zero_copy_only=False), self.layout, self.p)
+            yield pa.RecordBatch.from_pydict(rows, schema=EMITTED)
+
+
+class _Group:
+    """applyInArrow: one (part, prefix) group's pairs (`mih.group_pairs`), or its candidate count."""
+
+    def __init__(self, layout: Layout, p: int, count: bool = False) -> None:
+        self.layout, self.p, self.count = layout, p, count
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        a, b, candidates = mih.group_pairs(table.column("part")[0].as_py(), table.column("suffix").to_numpy(),
+                                           table.column("h").to_numpy(), table.column("budget").to_numpy(),
+                                           self.layout, self.p)
+        if self.count:
+            return pa.table({"candidates": [candidates]})
+        distance = pa.array(np.bitwise_count((a ^ b).view(np.uint64)).astype(np.int32))
+        return pa.table({"a": pa.array(a), "b": pa.array(b), "distance": distance}, schema=PAIRS)
+
+
+def _typed(fn):
+    """A function with the type hints Spark reads to pick applyInArrow's table API (it cannot read them from a
+    callable object)."""
+
+    def run(table: pa.Table) -> pa.Table:
+        return fn(table)
+
+    return run
+
+
+def _grouped(hashes: DataFrame, layout: Layout, n: int) -> tuple:
+    p = mih.block_bits(layout, n)
+    emitted = hashes.select("h").mapInArrow(_Emit(layout, p), from_arrow_schema(EMITTED))
+    log.info("near search: %d parts of %d bits, %d prefix bits (%d rows a hash cross the shuffle)", layout.parts,
+             layout.width, p, layout.parts * sum(comb(p, t) for t in range(layout.radius + 1)))
+    return emitted.groupBy("part", "prefix"), p
+
+
+def near_pairs(hashes: DataFrame, layout: Layout, n: int) -> DataFrame:
+    """(a, b, distance) with a < b for `n` distinct int64 hashes (column `h`) within `layout.distance` bits,
+    each pair once, by the blocked multi-index search (`curate.dedup.mih`)."""
+    groups, p = _grouped(hashes, layout, n)
+    return groups.applyInArrow(_typed(_Group(layout, p)), from_arrow_schema(PAIRS))
+
+
+def candidate_count(hashes: DataFrame, layout: Layout, n: int) -> int:
     """Probe-index matches between different hashes before verification (what the search costs)."""
-    session = hashes.sparkSession
-    probe = _keyed(hashes.select(F.col("h").alias("a")), _keys(session, layout, flips=True), "a")
-    index = _keyed(hashes.select(F.col("h").alias("b")), _keys(session, layout, flips=False), "b")
-    return probe.join(index, ["part", "v"]).where(F.col("a") != F.col("b")).count()
+    groups, p = _grouped(hashes, layout, n)
+    row = groups.applyInArrow(_typed(_Group(layout, p, count=True)), "candidates long").agg(
+        F.sum("candidates")).first()
+    return int(row[0] or 0)
 
 
 def near_refs(pool: DataFrame, refs: DataFrame, layout: Layout) -> DataFrame:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -24,6 +25,14 @@ log = logging.getLogger(__name__)
 
 WRITE_STATS = pa.schema([("parts", pa.int64()), ("rows", pa.int64()), ("bytes", pa.int64())])
 MAX_READ_TASKS = 20_000  # parts are grouped into at most this many read tasks (descriptors stay O(tasks))
+READ_ITEMS_PER_TASK = 32
+
+
+def read_tasks(items: int, parallelism: int) -> int:
+    """Tasks to read `items` parts: two per core at least, else about READ_ITEMS_PER_TASK parts each, at
+    most MAX_READ_TASKS. A Python task costs tens of milliseconds to start, so one per small part (a
+    10,000-row shard) would spend most of the read starting tasks."""
+    return max(1, min(items, MAX_READ_TASKS, max(2 * parallelism, -(-items // READ_ITEMS_PER_TASK))))
 
 
 def spark_schema(schema: pa.Schema):
@@ -42,11 +51,11 @@ def read_dataset(session: SparkSession, paths: Sequence[str], schema: pa.Schema,
 def read_items(session: SparkSession, items: Sequence[dict], read: Callable[[dict], pa.Table],
                schema: pa.Schema, tasks: int | None = None) -> DataFrame:
     """A DataFrame of `schema` made by `read(item)` for every item (a dict of JSON values: a shard's paths,
-    say) in the executors; the items are spread over `tasks` tasks (default: one each, up to MAX_READ_TASKS)."""
+    say) in the executors; the items are spread over `tasks` tasks (default: `read_tasks`)."""
     items = [json.dumps(item, sort_keys=True) for item in items]
     if not items:
         return session.createDataFrame([], spark_schema(schema))
-    n = max(1, min(len(items), tasks or MAX_READ_TASKS))
+    n = tasks or read_tasks(len(items), session.sparkContext.defaultParallelism)
     names = schema.names
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -134,20 +143,33 @@ class _PartWriter:
             if pending:
                 self._flush(current, pending, stats)
         else:
-            from pyspark import TaskContext
-
-            pieces = [pa.Table.from_batches([b]) for b in batches]
-            self._flush(dataset.part_name(TaskContext.get().partitionId()).removesuffix(dataset.SUFFIX),
-                        pieces, stats, empty_ok=True)
+            self._stream(batches, stats)
         yield pa.RecordBatch.from_pylist([stats], schema=WRITE_STATS)
 
-    def _flush(self, name: str, pieces: list[pa.Table], stats: dict, empty_ok: bool = False) -> None:
-        if pieces:
-            table = pa.concat_tables(pieces).select(self.columns).combine_chunks()
-        elif empty_ok:  # an empty partition: its part still exists, with the schema only
-            table = self.empty
-        else:
-            return
+    def _stream(self, batches: Iterator[pa.RecordBatch], stats: dict) -> None:
+        """A stated partition, however large, written batch by batch (a row group each): memory stays one
+        batch. Its bytes follow Spark's batching, which is fine for what it is used for (work folders)."""
+        from pyspark import TaskContext
+
+        from curate import schemas
+
+        target = schemas.load(self.schema, self.version) if self.schema else self.empty.schema
+        path = fs.join(self.folder, dataset.part_name(TaskContext.get().partitionId()))
+        rows = 0
+        with fs.atomic_open(path, "wb") as fh:
+            with pq.ParquetWriter(fh, target, compression="zstd", write_page_checksum=True) as writer:
+                for batch in batches:
+                    table = pa.Table.from_batches([batch]).select(self.columns)
+                    if self.schema:
+                        table = schemas.conform(table, self.schema, self.version)
+                    writer.write_table(table)
+                    rows += table.num_rows
+        stats["bytes"] += fs.url_to_fs(path)[0].size(fs.url_to_fs(path)[1])
+        stats["parts"] += 1
+        stats["rows"] += rows
+
+    def _flush(self, name: str, pieces: list[pa.Table], stats: dict) -> None:
+        table = pa.concat_tables(pieces).select(self.columns).combine_chunks()
         path = fs.join(self.folder, name + dataset.SUFFIX)
         stats["bytes"] += dataset.write_part(table, path, self.schema, self.version)
         stats["parts"] += 1

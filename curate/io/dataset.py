@@ -82,11 +82,16 @@ def write_part(table: pa.Table, path: str, schema: str | None = None, version: i
     return len(data)
 
 
-def read_part(path: str, columns: list[str] | None = None) -> pa.Table:
-    """One part, only `columns` (those it has; a missing one is an error naming the part)."""
+def read_part(path: str, columns: list[str] | None = None, only_present: bool = False) -> pa.Table:
+    """One part, only `columns` (a missing one is an error naming the part, or with `only_present` left out:
+    parts written by an older schema version lack newer columns)."""
     ffs, p = fs.url_to_fs(path)
     try:
         with ffs.open(p, "rb") as fh:
+            if only_present and columns is not None:
+                have = set(pq.ParquetFile(fh).schema_arrow.names)
+                columns = [c for c in columns if c in have]
+                fh.seek(0)
             return pq.read_table(fh, columns=columns)
     except FileNotFoundError as exc:
         raise CurateError(f"no such part: {path}") from exc

@@ -51,7 +51,7 @@ def _frame(spark_engine, values, name="h"):
 @pytest.mark.parametrize("d", [1, 2, 3, 5])
 def test_pairs_have_exact_recall_each_pair_once(spark_engine, d):
     h = _hashes(2000, planted=300, max_flip=d + 1, seed=d)
-    got = sparkgraph.near_pairs(_frame(spark_engine, h), choose_parts(d, len(h))).collect()
+    got = sparkgraph.near_pairs(_frame(spark_engine, h), choose_parts(d, len(h)), len(h)).collect()
     want = _brute(h, d)
     assert len(want) > 50
     assert len(got) == len(want) and {(r["a"], r["b"]) for r in got} == want
@@ -64,7 +64,7 @@ def test_hashes_sharing_a_half_are_still_compared_exactly(spark_engine):
     rng = np.random.default_rng(4)
     family = (np.int64(0x0F0F0F0F) << np.int64(32)) | rng.integers(0, 2**32, size=300, dtype=np.int64)
     h = np.unique(np.concatenate([family, _hashes(500, 50, 3, 5)]))
-    got = sparkgraph.near_pairs(_frame(spark_engine, h), choose_parts(3, len(h))).collect()
+    got = sparkgraph.near_pairs(_frame(spark_engine, h), choose_parts(3, len(h)), len(h)).collect()
     assert {(r["a"], r["b"]) for r in got} == _brute(h, 3)
 
 
