@@ -2,15 +2,18 @@
 
     python -m bench scale -- --rows 1000000,4000000,16000000 --stages download-plan,dedup [--json]
                              [--skew 0.01] [--out bench_out/scale] [--write-rates]
+    python -m bench scale -- --rows 2000,20000 --stages score
 
 For each size, a synthetic pool is generated as partitioned parquet by Spark's executors (in a process of
 its own, untimed), then each stage runs in a fresh process (`bench/scale.py`) exactly as the CLI runs it,
 with `spark.driver.maxResultSize=16m` and Spark's default driver memory. One JSON object per line (stage,
 rows, seconds, rows_per_s, driver_rss_bytes, tree_rss_bytes, ...); without --json a table follows. Goals:
 every size finishes, driver RSS at the largest size <= 1.25 x at the smallest, and t(largest)/t(smallest)
-<= 20 for a 16x size range. `--skew 0.01` adds a dedup run where 1% of rows share one pHash (a blank image),
-to compare with the unskewed one. `--write-rates` records the largest size's per-core rates in
-curate/assets/plan_rates.json, which `curate plan` reads.
+<= 20 for a 16x size range. `score` (images, not rows: rendered JPEG shards scored by the tiny model on a
+local Ray, embeddings on) is for sizes like 2,000 and 20,000; its driver RSS goal is the same. `--skew 0.01`
+adds a dedup run where 1% of rows share one pHash (a blank image), to compare with the unskewed one.
+`--write-rates` records the largest size's per-core rates in curate/assets/plan_rates.json, which
+`curate plan` reads.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RATES = ROOT / "curate" / "assets" / "plan_rates.json"
-STAGES = ("download-plan", "dedup")
+STAGES = ("download-plan", "dedup", "score")
+GEN = {"download-plan": "gen-urls", "dedup": "gen-download", "score": "gen-score"}
 
 
 def _run(args: list[str]) -> str:
@@ -43,7 +47,7 @@ def measure(stage: str, rows: int, out: Path, skew: float = 0.0) -> dict:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    _run(["gen-urls" if stage == "download-plan" else "gen-download", str(rows), str(folder), str(skew)])
+    _run([GEN[stage], str(rows), str(folder), str(skew)])
     line = _run([stage, str(rows), str(folder)]).strip().splitlines()[-1]
     result = json.loads(line)
     if skew:
@@ -89,8 +93,9 @@ def write_rates(results: list[dict], cores: int) -> None:
             continue
         r = max(rs, key=lambda r: r["rows"])
         rates[key] = {"unit": "core", "rows_per_s": round(r["rows_per_s"] / cores, 1), "kind": "measured",
-                      "source": f"bench scale ({today}): {r['rows']:,} synthetic rows in {r['seconds']:,.0f} s on "
-                                f"Spark local[{cores}], driver maxResultSize 16m, default driver memory",
+                      "source": f"bench/RESULTS.md, 'Web scale: bench scale' ({today}): {r['rows']:,} synthetic "
+                                f"rows in {r['seconds']:,.0f} s on Spark local[{cores}], driver maxResultSize 16m, "
+                                "default driver memory",
                       "note": "per-core rate of a 2-core machine (JVM and Python workers share the cores)"}
     RATES.write_text(json.dumps(rates, indent=2, ensure_ascii=False) + "\n")
 
@@ -103,6 +108,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--out", default=str(ROOT / "bench_out" / "scale"), help="scratch folder")
     p.add_argument("--json", action="store_true", help="JSON lines only")
     p.add_argument("--write-rates", action="store_true", help="record the rates in curate/assets/plan_rates.json")
+    p.add_argument("--from-log", default=None, help="take the results from the JSON lines of an earlier run")
     args = p.parse_args(argv)
     sizes = [int(float(x)) for x in args.rows.split(",")]
     stages = args.stages.split(",")
@@ -111,6 +117,9 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"bench scale: unknown stage {unknown[0]!r}; have {', '.join(STAGES)}")
     out = Path(args.out)
     results = []
+    if args.from_log:  # the table, checks and rates of an earlier run, without running it again
+        results = [json.loads(line) for line in Path(args.from_log).read_text().splitlines() if line.startswith("{")]
+        stages = []
     for stage in stages:
         for rows in sizes:
             results.append(measure(stage, rows, out))

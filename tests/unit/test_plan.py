@@ -31,8 +31,10 @@ def test_wall_time_scales_with_cluster_and_rows():
                                     {**rates, "select": {**rates["select"], "unit": "process"}})}
     # a driver does not: rows / (rate × 1 process × efficiency)
     assert one["select"].wall_hours == pytest.approx(one["select"].rows / (rates["select"]["rows_per_s"] * 0.7) / 3600)
-    # by hand: 12.8e9 rows / (49.5 rows/s/core × 2×64 cores × 0.7) / 3600
-    assert small["download"].wall_hours == pytest.approx(12.8e9 / (49.5 * 128 * 0.7) / 3600)
+    # by hand: the download passes every row through its plan and its fetch, so per core
+    # 1 / (1/fetch + 1/plan) rows/s; 12.8e9 rows / (that × 2×64 cores × 0.7) / 3600
+    fetch, plan_rate = rates["download_fetch"]["rows_per_s"], rates["download_plan"]["rows_per_s"]
+    assert small["download"].wall_hours == pytest.approx(12.8e9 / (128 * 0.7) * (1 / fetch + 1 / plan_rate) / 3600)
     assert small["dedup"].rows == pytest.approx(12.8e9 * 0.9)
     assert small["shard"].rows == pytest.approx(1.4e9)
 
@@ -69,3 +71,16 @@ def test_bad_rates_file(tmp_path):
     bad.write_text(json.dumps({"download": {"rows_per_s": 0}}))
     with pytest.raises(CurateError, match="rows_per_s"):
         load_rates(bad)
+
+
+def test_a_stage_of_several_passes_takes_their_combined_rate(tmp_path):
+    rates = json.loads((load_rates.__globals__["RATES"]).read_text())
+    rates["dedup_hash"] = {"unit": "core", "rows_per_s": 300.0, "kind": "measured", "source": "bench/RESULTS.md x"}
+    rates["dedup_rules"] = {"unit": "core", "rows_per_s": 600.0, "kind": "assumption", "source": "a guess"}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(rates))
+    got = load_rates(path)["dedup"]
+    assert got["rows_per_s"] == pytest.approx(200.0)  # 1 / (1/300 + 1/600)
+    assert got["kind"] == "partly assumption/measured" and "a guess" in got["source"]
+    assert load_rates(path, {"dedup_rules": 300.0})["dedup"]["rows_per_s"] == pytest.approx(150.0)
+    assert load_rates(path, {"dedup": 90.0})["dedup"]["rows_per_s"] == 90.0
