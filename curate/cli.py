@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from curate.cliutil import add_stage, positive_int
+from curate.cliutil import add_spark_options, add_stage, positive_int
 from curate.compare.cli import add_parser as add_compare
 from curate.dedup.cli import add_parser as add_dedup
 from curate.download.cli import add_parser as add_download
@@ -26,7 +26,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from curate.audit import audit
     from curate.pipeline import format_funnel
 
-    result = audit(args.run)
+    if args.engine == "spark":
+        from curate.cliutil import spark_engine
+
+        with spark_engine(args) as engine:
+            result = audit(args.run, engine)
+    else:
+        result = audit(args.run)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
@@ -84,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_stage(sub, "audit", cmd_audit, "Check that every input row is kept or rejected exactly once.")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--engine", choices=("spark", "local"), default="spark",
+                   help="spark (default: joins and counts on a local Spark or the cluster) or local (this process "
+                        "reads one download shard at a time; for small runs)")
+    add_spark_options(p)
 
     p = add_stage(sub, "demo", cmd_demo, "Generate the sample pool, serve it on loopback, run every stage.", run=False)
     p.add_argument("--out", default="demo-out", help="run directory (default: ./demo-out)")

@@ -1,5 +1,5 @@
-"""Run every stage in order on one machine: Spark for download and dedup, Ray for score, then
-select, shard and the audit. Finished stages are skipped, so a rerun resumes where it stopped."""
+"""Run every stage in order on one machine: Spark for download, dedup, select and the audit, Ray for score,
+then shard. Finished stages are skipped, so a rerun resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -28,19 +28,20 @@ class PipelineConfig:
 
 
 def run_pipeline(run_dir: str, config: PipelineConfig) -> Audit:
+    """One Spark session serves the Spark stages (download, dedup, select, shard, audit); a local Ray serves
+    score between them."""
     from curate.engines.ray import RayEngine
     from curate.engines.spark import SparkEngine
 
-    if not (StageDir(run_dir, "download").done() and StageDir(run_dir, "dedup").done()):
-        with SparkEngine() as spark:
-            run_download(spark, run_dir, config.download)
-            run_dedup(spark, run_dir, config.dedup)
-    if not StageDir(run_dir, "score").done():
-        with RayEngine() as ray_engine:
-            run_score(ray_engine, run_dir, config.score)
-    run_select(run_dir, config.select)
-    run_shard(run_dir, config.shard)
-    return audit(run_dir)
+    with SparkEngine() as spark:
+        run_download(spark, run_dir, config.download)
+        run_dedup(spark, run_dir, config.dedup)
+        if not StageDir(run_dir, "score").done():
+            with RayEngine() as ray_engine:
+                run_score(ray_engine, run_dir, config.score)
+        run_select(run_dir, config.select, spark)
+        run_shard(run_dir, config.shard)
+        return audit(run_dir, spark)
 
 
 def format_funnel(result: Audit) -> str:

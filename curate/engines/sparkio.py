@@ -93,14 +93,15 @@ def _read_part(path: str, schema: pa.Schema) -> pa.Table:
 
 def write_dataset(frame: DataFrame, folder: str, schema: str | None = None, version: int = 1,
                   sort_by: Sequence[str] = (), tasks: int = 8, partitions: int | None = None,
-                  key: str | None = None) -> dict:
+                  key: str | None = None, by_range: bool = False) -> dict:
     """Write `frame` as parts of `folder`, each by the task that holds its rows; returns merged task stats.
 
     Two ways to name parts:
     - by the string column `_part` (PART_COL): one part per distinct value, `<value>.parquet`, rows
       grouped into `tasks` tasks by the value's hash; only values that occur get a part;
     - `partitions=P` with a `key` column: rows hash-partitioned by `key` into exactly P parts,
-      `part-00000.parquet` ... (empty ones too, so a reader can count on all P).
+      `part-00000.parquet` ... (empty ones too, so a reader can count on all P); with `by_range`, ranges
+      of `key` instead, in order: part i's keys all sort before part i + 1's (a globally sorted dataset).
     Within a part, rows are sorted by `sort_by`: the same rows give the same bytes on every run.
     The frame's columns are written (without `_part` when it names the parts), conformed to `schema` when one
     is named.
@@ -108,7 +109,8 @@ def write_dataset(frame: DataFrame, folder: str, schema: str | None = None, vers
     if partitions is not None:
         if key is None:
             raise ValueError("write_dataset: partitions= needs key=")
-        df = frame.repartition(partitions, F.col(key)).sortWithinPartitions(*sort_by)
+        split = frame.repartitionByRange if by_range else frame.repartition
+        df = split(partitions, F.col(key)).sortWithinPartitions(*sort_by)
         by_name = False
     else:
         df = frame.repartition(tasks, F.col(PART_COL)).sortWithinPartitions(PART_COL, *sort_by)

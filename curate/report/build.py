@@ -163,7 +163,7 @@ def _languages(run: str) -> str:
 def _weights(run: str) -> str:
     w = data.weights(run)
     if w is None:
-        return NA.format(" (select/decisions.parquet has no weight column)")
+        return NA.format(" (select/decisions has no weight column)")
     return _chart("weight of kept samples", svg.histogram({"weight": w}, "weights"))
 
 

@@ -19,6 +19,11 @@ REPETITION_COLUMNS = ("repetition", "repetitions", "repeat", "repeats", "copies"
 
 
 def _table(path: str) -> pa.Table | None:
+    if path.endswith("manifest.parquet"):  # the manifest's parts (shard/manifest/), or an earlier single file
+        from curate.audit import manifest_parts
+
+        parts = manifest_parts(path.rsplit("/", 2)[0])
+        return pa.concat_tables([fs.read_table(p) for p in parts]) if parts else None
     try:
         return fs.read_table(path) if fs.exists(path) else None
     except Exception as exc:  # a report never fails on one unreadable table
@@ -94,7 +99,7 @@ def languages(run: str, score_table: pa.Table | None) -> dict | None:
     if manifest is not None and "language" in manifest.column_names:
         after = Counter(manifest.column("language").to_pylist())
     else:
-        decisions = _table(fs.join(run, "select", "decisions.parquet"))
+        decisions = _table(fs.join(run, "select", "decisions"))
         if decisions is not None:
             kept = set(decisions.filter(decisions.column("kept")).column("uid").to_pylist())
             after = Counter(lang for uid, lang in zip(ok.column("uid").to_pylist(),
@@ -113,7 +118,7 @@ def duplicate_groups(run: str) -> dict[int, int] | None:
 
 
 def weights(run: str) -> list[float] | None:
-    decisions = _table(fs.join(run, "select", "decisions.parquet"))
+    decisions = _table(fs.join(run, "select", "decisions"))
     if decisions is None or "weight" not in decisions.column_names:
         return None
     kept = decisions.filter(decisions.column("kept")) if "kept" in decisions.column_names else decisions
@@ -150,7 +155,7 @@ def rejected_uids(run: str) -> dict[str, list[str]]:
     if sc is not None and "status" in sc.column_names:
         bad = sc.filter(pc.not_equal(sc.column("status"), "ok"))
         add(bad.column("uid").to_pylist(), bad.column("status").to_pylist())
-    sel = _table(fs.join(run, "select", "decisions.parquet"))
+    sel = _table(fs.join(run, "select", "decisions"))
     if sel is not None:
         bad = sel.filter(pc.invert(sel.column("kept")))
         add(bad.column("uid").to_pylist(), bad.column("reason").to_pylist())
@@ -161,7 +166,7 @@ def kept_uids(run: str) -> list[str] | None:
     manifest = _table(fs.join(run, "shard", "manifest.parquet"))
     if manifest is not None:
         return sorted(set(manifest.column("uid").to_pylist()))
-    sel = _table(fs.join(run, "select", "decisions.parquet"))
+    sel = _table(fs.join(run, "select", "decisions"))
     if sel is not None:
         return sorted(sel.filter(sel.column("kept")).column("uid").to_pylist())
     return None

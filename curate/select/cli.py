@@ -42,7 +42,9 @@ def add_parser(sub) -> None:
                         "metaclip-400m, metaclip-2.5b, semdedup) or a policy YAML file (default: the flags below)")
     p.add_argument("--target-size", type=_size, default=None,
                    help="keep exactly N samples: the ranking step's cut (ceil, ties by uid) is chosen to meet it")
-    p.add_argument("--engine", choices=("local", "spark"), default="local", help="where to run (default local)")
+    p.add_argument("--engine", choices=("spark", "local"), default="spark",
+                   help="spark (default: a local Spark, or the cluster --master names) or local (in this process, "
+                        "for small runs)")
     add_spark_options(p)
     p.add_argument("--clip-fraction", type=fraction, default=0.3, help="keep the top fraction (default 0.3)")
     p.add_argument("--clip-threshold", type=float, default=None, help="keep similarity >= this instead")

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from curate.engines.base import StageSpec
 from curate.errors import CurateError
@@ -209,13 +208,3 @@ def _grouped(engine: Any, frame: Any, step: Any, schema: pa.Schema, config: Pass
 
 def _pass(engine: Any, frame: Any, config: PassConfig, schema: pa.Schema) -> Any:
     return engine.map_batches(frame, StageSpec(PolicyPass, config, batch_size=BATCH), schema)
-
-
-def decisions_table(table: pa.Table, extra: tuple[str, ...] = ()) -> pa.Table:
-    """The decisions.v2 columns from a decided table."""
-    kept = pc.is_null(table.column("_reason"))
-    weight = pc.if_else(kept, table.column("_weight"), pa.scalar(0.0))
-    cols = {"uid": table.column("uid"), "kept": kept, "reason": table.column("_reason"),
-            "step": table.column("_step"), "weight": weight}
-    cols.update({c: table.column(c) for c in extra})
-    return pa.table(cols)

@@ -92,7 +92,7 @@ def test_safety_eval_and_placeholder_rows_are_rejected_as_planted(run):
 
 def test_select_decisions_match_planted_labels(run):
     labels = _labels(run)
-    dec = pq.read_table(run / "select" / "decisions.parquet").to_pandas().set_index("uid")
+    dec = pq.read_table(run / "select" / "decisions").to_pandas().set_index("uid")
     joined = labels.join(dec, how="inner")
     expect = {"non_english": "not_english", "short_caption": "too_few_words", "small": "image_too_small",
               "aspect": "aspect_ratio", "mismatched": "low_clip_score"}

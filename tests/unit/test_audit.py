@@ -6,17 +6,18 @@ import pyarrow as pa
 import pytest
 
 from curate.audit import audit
-from curate.io import fs
+from curate.io import dataset, fs
 from curate.shard.run import ShardConfig, run_shard
 from curate.shard.synthetic import SyntheticRun, make_run
 
 
 def _run(tmp_path, config: ShardConfig) -> str:
     run = str(tmp_path / "run")
-    uids = make_run(run, SyntheticRun(n=30, per_shard=10))
-    fs.write_table(pa.table({"uid": uids, "url": [f"http://127.0.0.1/{i}.jpg" for i in range(len(uids))],
-                             "caption": ["c"] * len(uids)}), fs.join(run, "download", "urls", "00000.parquet"),
-                   schema="urls")
+    make_run(run, SyntheticRun(n=30, per_shard=10))
+    for name in dataset.list_parts(fs.join(run, "download", "samples")):  # the planned input, shard by shard
+        uids = dataset.read_part(fs.join(run, "download", "samples", name), ["uid"]).column("uid")
+        fs.write_table(pa.table({"uid": uids, "url": [f"http://127.0.0.1/{u}.jpg" for u in uids.to_pylist()],
+                                 "caption": ["c"] * len(uids)}), fs.join(run, "download", "urls", name), schema="urls")
     run_shard(run, config)
     return run
 
@@ -40,8 +41,22 @@ def test_a_sample_missing_from_the_manifest_is_not_explained_away(tmp_path):
     import pyarrow.parquet as pq
 
     run = _run(tmp_path, ShardConfig(samples_per_shard=16, samples_seen=20))
-    path = tmp_path / "run" / "shard" / "manifest.parquet"
-    pq.write_table(pq.read_table(path).slice(1), path)  # one planned sample lost, beside 10 planned out
+    parts = sorted((tmp_path / "run" / "shard").glob("manifest*/*.parquet")) or [
+        tmp_path / "run" / "shard" / "manifest.parquet"]
+    pq.write_table(pq.read_table(parts[0]).slice(1), parts[0])  # one planned sample lost, beside 10 planned out
     result = audit(run)
     assert not result.ok
     assert any("neither kept nor rejected" in p for p in result.problems)
+
+
+@pytest.mark.spark
+def test_spark_counts_what_this_process_counts(spark_engine, tmp_path):
+    run = _run(tmp_path, ShardConfig(samples_per_shard=16, samples_seen=20))
+    assert audit(run, spark_engine).to_dict() == audit(run).to_dict()
+    parts = sorted((tmp_path / "run" / "shard").glob("manifest*/*.parquet")) or [
+        tmp_path / "run" / "shard" / "manifest.parquet"]
+    import pyarrow.parquet as pq
+
+    pq.write_table(pq.read_table(parts[0]).slice(1), parts[0])
+    broken = audit(run, spark_engine)
+    assert not broken.ok and broken.to_dict() == audit(run).to_dict()

@@ -12,7 +12,8 @@ import pytest
 from curate.download.config import DownloadConfig
 from curate.download.run import run_download
 from curate.engines.local import LocalEngine
-from curate.select.run import SelectConfig, pool_table, run_select
+from curate.select.pool import table as pool_table
+from curate.select.run import SelectConfig, run_select
 
 
 def _scores(samples: pa.Table) -> pa.Table:
@@ -40,7 +41,10 @@ def test_a_two_source_download_mixes_in_select(bad_server, tmp_path):
     assert by_url == {bad_server.base + p: d for p, d in zip(paths, dataset, strict=True)}
 
     (run / "score" / "scores").mkdir(parents=True)
-    pq.write_table(_scores(samples), run / "score" / "scores" / "00000.parquet")
+    scores = _scores(samples)
+    for shard in sorted(set(scores.column("shard").to_pylist())):  # one scores part per download shard
+        pq.write_table(scores.filter(pc.equal(scores.column("shard"), shard)),
+                       run / "score" / "scores" / shard.replace(".tar", ".parquet"))
     (run / "score" / "_SUCCESS").write_bytes(b"")
     pool = pool_table(str(run))
     source_of = dict(zip(samples.column("uid").to_pylist(), samples.column("source").to_pylist(), strict=True))
@@ -50,8 +54,8 @@ def test_a_two_source_download_mixes_in_select(bad_server, tmp_path):
     policy = tmp_path / "mix.yaml"
     policy.write_text("name: two-sources\nsteps:\n  - {step: dfn, fraction: 0.5}\n"
                       "  - {step: mix, shares: {big: 0.8, small: 0.2}}\n")
-    stats = run_select(str(run), SelectConfig(policy=str(policy)))
-    decisions = pq.read_table(run / "select" / "decisions.parquet")
+    stats = run_select(str(run), SelectConfig(policy=str(policy), engine="local"))
+    decisions = pq.read_table(run / "select" / "decisions")
     kept = decisions.filter(decisions.column("kept"))
     weights = np.array(kept.column("weight").to_pylist())
     small = np.array([source_of[u] == "small" for u in kept.column("uid").to_pylist()])

@@ -78,7 +78,7 @@ def test_partial_run_degrades_gracefully(partial_run):
     assert funnel["stages"]["download"] == {"rows_in": 6, "kept": 5, "rejected": {"http_error": 1}}
     assert 'data-stage="dedup" data-rows-in="5" data-kept="4" data-rejected="1"' in page
     assert page.count("not available for this run") >= 3  # weights, repetition, kept samples
-    assert "select/decisions.parquet has no weight column" in page
+    assert "select/decisions has no weight column" in page
     assert "<b>shape</b>" not in page and "&lt;b&gt;shape&lt;/b&gt;" in page  # captions escaped
     assert 'data-group-size="2" data-groups="1"' in page
     assert 'data-reason="http_error" data-count="1"' in page
@@ -88,10 +88,10 @@ def test_partial_run_degrades_gracefully(partial_run):
 
 def test_select_thresholds_and_kept_samples(partial_run):
     sel = partial_run / "select"
-    sel.mkdir()
+    (sel / "decisions").mkdir(parents=True)
     kept = [True, False, True, True]
     pq.write_table(pa.table({"uid": UIDS[:4], "kept": kept, "reason": [None, "low_clip_score", None, None],
-                             "weight": [1.0, None, 2.0, 0.5]}), sel / "decisions.parquet")
+                             "weight": [1.0, None, 2.0, 0.5]}), sel / "decisions" / "00000.parquet")
     (sel / "selection.json").write_text(json.dumps({"steps": [
         {"name": "clip_score", "resolved": {"column": "clip_similarity", "threshold": 0.3, "fraction": None}},
         {"name": "other", "params": {"column": "language_score", "threshold": float("inf")}}]}))

@@ -120,7 +120,7 @@ def test_per_entry_counts_are_written_beside_selection_json(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(["dog", "cat", "circle"]))
     policy = tmp_path / "p.yaml"
     policy.write_text(f"steps:\n  - {{step: metaclip, entries: {tmp_path / 'm.json'}, match: metaclip, t: 5}}\n")
-    run_select(str(tmp_path), SelectConfig(policy=str(policy)))
+    run_select(str(tmp_path), SelectConfig(policy=str(policy), engine="local"))
     selection = json.loads((tmp_path / "select" / "selection.json").read_text())
     assert selection["steps"][0]["resolved"]["entry_counts"] == "metaclip.entry_counts.parquet"
     counts = pq.read_table(tmp_path / "select" / "metaclip.entry_counts.parquet")

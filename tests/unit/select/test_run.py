@@ -15,7 +15,8 @@ from curate import schemas
 from curate.cli import main as cli_main
 from curate.errors import CurateError
 from curate.select.policy import policy_names
-from curate.select.run import SelectConfig, pool_table, run_select, u8u8_to_uids, uids_to_u8u8
+from curate.select.pool import table as pool_table
+from curate.select.run import SelectConfig, run_select, u8u8_to_uids, uids_to_u8u8
 
 from .conftest import make_pool
 
@@ -51,8 +52,8 @@ NEEDS_USER_FILES = {"datacomp-1b", "datacomp-image", "datacomp-text", "metaclip-
 @pytest.mark.parametrize("name", [p for p in policy_names() if p not in NEEDS_USER_FILES])
 def test_every_policy_accounts_for_every_scored_sample(tmp_path, name):
     pool, scored = make_run(tmp_path)
-    stats = run_select(str(tmp_path), SelectConfig(policy=name))
-    dec = pq.read_table(tmp_path / "select" / "decisions.parquet")
+    stats = run_select(str(tmp_path), SelectConfig(policy=name, engine="local"))
+    dec = pq.read_table(tmp_path / "select" / "decisions")
     assert dec.schema.metadata[b"curate.schema"] == b"decisions.v2"
     uids = dec.column("uid").to_pylist()
     assert sorted(uids) == uids and set(uids) == scored and len(uids) == len(scored)
@@ -71,14 +72,14 @@ def test_every_policy_accounts_for_every_scored_sample(tmp_path, name):
 
 def test_target_size_from_the_cli_and_rerun_is_a_no_op(tmp_path, capsys):
     make_run(tmp_path)
-    assert cli_main(["select", str(tmp_path), "--policy", "dfn", "--target-size", "9"]) == 0
+    assert cli_main(["select", str(tmp_path), "--policy", "dfn", "--target-size", "9", "--engine", "local"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kept"] == 9
     selection = json.loads((tmp_path / "select" / "selection.json").read_text())
     assert selection["steps"][0]["resolved"]["target_size"] == 9 and "cut_uid" in selection["steps"][0]["resolved"]
-    before = (tmp_path / "select" / "decisions.parquet").read_bytes()
+    before = (tmp_path / "select" / "decisions" / "00000.parquet").read_bytes()
     assert cli_main(["select", str(tmp_path), "--policy", "dfn", "--target-size", "9"]) == 0
-    assert (tmp_path / "select" / "decisions.parquet").read_bytes() == before
+    assert (tmp_path / "select" / "decisions" / "00000.parquet").read_bytes() == before
 
 
 def test_legacy_flags_and_image_policy_file(tmp_path):
@@ -88,7 +89,7 @@ def test_legacy_flags_and_image_policy_file(tmp_path):
     policy = tmp_path / "one-b.yaml"
     policy.write_text(f"name: tiny-1b\nsteps:\n  - {{step: clip_score, column: clip_vit_l_14, fraction: 0.3}}\n"
                       f"  - {{step: datacomp_image, reference: {ref}, k: 4, train_rows: 100}}\n")
-    stats = run_select(str(tmp_path), SelectConfig(policy=str(policy)))
+    stats = run_select(str(tmp_path), SelectConfig(policy=str(policy), engine="local"))
     assert stats["rejected"].get("not_near_reference_cluster", 0) + stats["kept"] > 0
     with pytest.raises(CurateError, match="no policy"):
         SelectConfig(policy="missing").resolve_policy()
@@ -116,8 +117,8 @@ def test_pool_takes_source_from_samples_v3_and_a_v2_run_has_none(tmp_path):
     table = pool_table(str(tmp_path / "v3"))
     source = dict(zip(pool.column("uid").to_pylist(), pool.column("source").to_pylist(), strict=True))
     assert table.column("source").to_pylist() == [source[u] for u in table.column("uid").to_pylist()]
-    run_select(str(tmp_path / "v3"), SelectConfig(policy=str(mix)))
-    kept = pq.read_table(tmp_path / "v3" / "select" / "decisions.parquet").filter(pc.field("kept"))
+    run_select(str(tmp_path / "v3"), SelectConfig(policy=str(mix), engine="local"))
+    kept = pq.read_table(tmp_path / "v3" / "select" / "decisions").filter(pc.field("kept"))
     weights = np.array(kept.column("weight").to_pylist())
     b = np.array([source[u] == "b" for u in kept.column("uid").to_pylist()])
     assert weights[b].sum() / weights.sum() == pytest.approx(0.2)
@@ -125,7 +126,7 @@ def test_pool_takes_source_from_samples_v3_and_a_v2_run_has_none(tmp_path):
     _with_samples_version(tmp_path / "v2", 2)
     assert "source" not in pool_table(str(tmp_path / "v2")).column_names
     with pytest.raises(CurateError, match="no such column.*--source-col"):
-        run_select(str(tmp_path / "v2"), SelectConfig(policy=str(mix)))
+        run_select(str(tmp_path / "v2"), SelectConfig(policy=str(mix), engine="local"))
 
 
 def test_u8u8_vectorised_matches_datacomp_arithmetic():
@@ -142,8 +143,26 @@ def test_a_finished_select_on_spark_is_a_no_op_without_a_session(tmp_path, capsy
     """Rerunning a finished select with --engine spark reports its stats and starts no JVM: the master
     named here does not exist, so starting a session would fail."""
     make_run(tmp_path)
-    first = run_select(str(tmp_path), SelectConfig(policy="dfn"))
+    first = run_select(str(tmp_path), SelectConfig(policy="dfn", engine="local"))
     capsys.readouterr()
     assert cli_main(["select", str(tmp_path), "--policy", "dfn", "--engine", "spark",
                      "--master", "spark://127.0.0.1:1"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == json.loads(json.dumps(first))
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("policy", ["dfn", "datacomp-clip-score", "semdedup"])
+def test_spark_writes_the_in_process_bytes(spark_engine, tmp_path, policy):
+    """The pool is built, decided and written by Spark's workers: the same decisions parts, uids.npy and
+    selection.json as the in-process engine (which is kept for small runs because of this test)."""
+    for name in ("local", "spark"):
+        make_run(tmp_path / name)
+    target = 20 if policy == "dfn" else None
+    run_select(str(tmp_path / "local"), SelectConfig(policy=policy, target_size=target, engine="local"))
+    run_select(str(tmp_path / "spark"), SelectConfig(policy=policy, target_size=target), spark_engine)
+    for name in ("decisions/00000.parquet", "uids.npy", "_stats.json"):
+        local, spark = (tmp_path / r / "select" / name for r in ("local", "spark"))
+        assert spark.read_bytes() == local.read_bytes(), name
+    a, b = (json.loads((tmp_path / r / "select" / "selection.json").read_text()) for r in ("local", "spark"))
+    assert a["inputs"].pop("engine") == "local" and b["inputs"].pop("engine") == "spark" and a == b
+    assert not (tmp_path / "spark" / "select" / "_work").exists()
