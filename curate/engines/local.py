@@ -95,6 +95,21 @@ class LocalEngine:
             stats["rows"] += piece.num_rows
         return stats
 
+    def map_groups(self, frame: pa.Table, key: str, fn: Callable[[pa.Table], pa.Table],
+                   schema: pa.Schema) -> pa.Table:
+        """`fn(rows of one group)` over every group of `key` (nulls one group), rows back in their order."""
+        if frame.num_rows == 0:
+            return schema.empty_table()
+        order = "_group_order"
+        table = frame.append_column(order, pa.array(np.arange(frame.num_rows)))
+        table = table.take(pc.sort_indices(table, [(key, "ascending"), (order, "ascending")]))
+        keys = table.column(key).to_numpy(zero_copy_only=False)
+        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+        ends = np.append(starts[1:], len(keys))
+        out = pa.concat_tables([fn(table.slice(int(s), int(e - s))) for s, e in zip(starts, ends, strict=True)])
+        out = out.take(pc.sort_indices(out, [(order, "ascending")]))
+        return out.select(schema.names).cast(schema)
+
     def for_each(self, fn: Callable[[T], dict], items: Iterable[T], per_task: int = 1) -> dict:
         """`fn(item)` for every item in this process, stats dicts merged (what the engines' for_each do)."""
         from curate.io.dataset import merge_stats

@@ -151,6 +151,19 @@ class SparkEngine:
         paths = dataset.part_paths(folder) if isinstance(folder, str) else list(folder)
         return sparkio.read_dataset(self.session, paths, schema, tasks)
 
+    def map_groups(self, frame: DataFrame, key: str, fn: Callable[[pa.Table], pa.Table],
+                   schema: pa.Schema) -> DataFrame:
+        """`fn(rows of one group)` over every group of `key` (nulls one group): Spark's shuffle brings each group
+        whole to one Python worker (`groupBy().applyInArrow`)."""
+        from curate.engines.sparkio import spark_schema
+
+        names = schema.names
+
+        def run(table: pa.Table) -> pa.Table:  # typed: Spark picks applyInArrow's table API from the hints
+            return fn(table).select(names).cast(schema)
+
+        return frame.groupBy(key).applyInArrow(run, spark_schema(schema))
+
     def read_items(self, items: Sequence[dict], read: Callable[[dict], pa.Table], schema: pa.Schema,
                    tasks: int | None = None) -> DataFrame:
         """A DataFrame made by `read(item)` for every item in the executors (see `sparkio.read_items`)."""
