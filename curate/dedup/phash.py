@@ -1,4 +1,5 @@
-"""Image hashes: md5, sha1, sha256 of the bytes and a 64-bit DCT perceptual hash of the pixels.
+"""Image hashes: md5, sha1, sha256 of the bytes, a 64-bit DCT perceptual hash and Meta's 256-bit PDQ hash of
+the pixels.
 
 The perceptual hash is imagededup's PHash (itself the pHash of imagehash): RGB, resize to 32x32
 (Lanczos), grayscale, 2-D DCT-II, keep the top-left 8x8 coefficients, set a bit where a coefficient is
@@ -17,6 +18,9 @@ from PIL import Image
 from scipy.fft import dct
 
 HASH_SIZE = 8  # 8x8 coefficients -> 64 bits
+# PDQ hashes of quality under this are discarded: facebook/ThreatExchange pdq/README.md recommends
+# "Quality Threshold where we recommend discarding hashes: <=49"
+PDQ_MIN_QUALITY = 50
 IMG_SIZE = 32
 MASK64 = (1 << 64) - 1
 
@@ -32,14 +36,49 @@ def phash_pixels(img: Image.Image) -> str:
     return np.packbits(coef >= median).tobytes().hex()
 
 
-def phash_bytes(data: bytes) -> str | None:
-    """The perceptual hash of encoded image bytes, or None when they do not decode."""
+def pdq_pixels(img: Image.Image) -> str | None:
+    """Meta's PDQ hash of a decoded image (the `pdqhash` binding of the reference implementation, on the RGB
+    pixels), as 64 hex digits in the bit order of ThreatExchange's hex form; None when its quality is under
+    PDQ_MIN_QUALITY (a featureless image: its hash matches too much)."""
+    import pdqhash
+
+    rgb = np.ascontiguousarray(np.asarray(img if img.mode == "RGB" else img.convert("RGBA").convert("RGB")))
+    bits, quality = pdqhash.compute(rgb)
+    if quality < PDQ_MIN_QUALITY:
+        return None
+    return np.packbits(bits.astype(np.uint8)).tobytes().hex()
+
+
+def _decoded(data: bytes) -> Image.Image | None:
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return phash_pixels(img)
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        return img
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
         return None
+
+
+def phash_bytes(data: bytes) -> str | None:
+    """The perceptual hash of encoded image bytes, or None when they do not decode."""
+    img = _decoded(data)
+    return None if img is None else phash_pixels(img)
+
+
+def pdq_bytes(data: bytes) -> str | None:
+    """The PDQ hash of encoded image bytes, or None when they do not decode (or its quality is too low)."""
+    img = _decoded(data)
+    return None if img is None else pdq_pixels(img)
+
+
+def perceptual(data: bytes, phash: bool = True, pdq: bool = False) -> dict[str, str | None]:
+    """The perceptual hashes asked for, from one decode of `data` (None where it does not decode)."""
+    img = _decoded(data) if phash or pdq else None
+    out: dict[str, str | None] = {}
+    if phash:
+        out["phash"] = None if img is None else phash_pixels(img)
+    if pdq:
+        out["pdq"] = None if img is None else pdq_pixels(img)
+    return out
 
 
 def digests(data: bytes) -> dict[str, str]:
@@ -48,9 +87,10 @@ def digests(data: bytes) -> dict[str, str]:
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def hash_image(data: bytes) -> dict[str, str | None]:
-    """Every hash of one image: md5, sha1, sha256 and phash (None if the bytes do not decode)."""
-    return {**digests(data), "phash": phash_bytes(data)}
+def hash_image(data: bytes, pdq: bool = False) -> dict[str, str | None]:
+    """Every hash of one image: md5, sha1, sha256 and phash (None if the bytes do not decode), and with `pdq`
+    its PDQ hash (None also when its quality is too low)."""
+    return {**digests(data), **perceptual(data, phash=True, pdq=pdq)}
 
 
 def to_int64(hex_hash: str) -> int:

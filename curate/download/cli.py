@@ -15,6 +15,14 @@ from curate.cliutil import (
 )
 
 
+def rate(text: str) -> float:
+    """A positive number, or 0 for no cap."""
+    try:
+        return 0.0 if float(text) == 0 else positive_float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+
+
 def config_from_args(args: argparse.Namespace):
     from curate.download.config import DownloadConfig
 
@@ -25,7 +33,11 @@ def config_from_args(args: argparse.Namespace):
         max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels,
         retries=args.retries, retry_backoff=args.retry_backoff, retry_failed=args.retry_failed,
         allow_addresses=tuple(args.allow_address), user_agent=args.user_agent,
-        user_agent_token=args.user_agent_token)
+        user_agent_token=args.user_agent_token, robots=not args.no_robots, tdmrep=not args.no_tdmrep,
+        denylists=tuple(args.denylist), hash_lists=tuple(args.hash_list), hash_list_distance=args.hash_list_distance,
+        hash_list_pdq_distance=args.hash_list_pdq_distance, blur_faces=args.blur_faces,
+        host_concurrency=args.host_concurrency, host_rate=args.host_rate, host_give_up=args.host_give_up,
+        retry_after_max=args.retry_after_max)
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -37,10 +49,11 @@ def cmd_download(args: argparse.Namespace) -> int:
         report(done.stats())
         return 0
     from curate.download.inputs import check_input
-    from curate.download.run import fetch_limits, run_download
+    from curate.download.run import check_lists, run_checks, run_download
 
-    check_input(config)  # a bad input or limit is a one-line error before an engine starts
-    fetch_limits(config)
+    check_input(config)  # a bad input, list or limit is a one-line error before an engine starts
+    check_lists(config)
+    run_checks(config, args.run)
     if args.engine == "ray":
         from curate.engines.ray import RayEngine
 
@@ -94,7 +107,38 @@ def add_parser(sub) -> None:
     p.add_argument("--user-agent", default=None, help="the User-Agent header to send (default: img2dataset's)")
     p.add_argument("--user-agent-token", default=None,
                    help="token added to img2dataset's user agent and matched in X-Robots-Tag")
+    add_consent_options(p, d)
     p.add_argument("--engine", choices=("spark", "ray"), default="spark", help="where shards run (default: spark)")
     add_spark_options(p)
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     p.add_argument("--num-cpus", type=positive_int, default=2, help="CPUs of a local Ray (default: 2)")
+
+
+def add_consent_options(p, d) -> None:
+    """Consent, safety, face blurring and politeness flags (issue 17)."""
+    p.add_argument("--denylist", action="append", default=[], metavar="FILE",
+                   help="URL, canonical URL, domain or uid list (text, CSV or parquet; local or object store): "
+                        "its rows get status denylisted before any request (repeatable)")
+    p.add_argument("--hash-list", action="append", default=[], metavar="FILE",
+                   help="safety hash list (md5/sha1/sha256/phash/pdq, as `curate dedup --hash-list`): a listed "
+                        "body is never written, only its sha256 and status safety_hash_list (repeatable)")
+    p.add_argument("--hash-list-distance", type=non_negative_int, default=d.hash_list_distance, metavar="BITS",
+                   help=f"pHash bits a listed pHash may differ in (default {d.hash_list_distance} of 64)")
+    p.add_argument("--hash-list-pdq-distance", type=non_negative_int, default=d.hash_list_pdq_distance,
+                   metavar="BITS", help=f"PDQ bits a listed PDQ hash may differ in (default "
+                                        f"{d.hash_list_pdq_distance} of 256, Meta's recommendation)")
+    p.add_argument("--no-robots", action="store_true", help="do not fetch or honour robots.txt (recorded in the run)")
+    p.add_argument("--no-tdmrep", action="store_true",
+                   help="do not honour TDMRep (tdm-reservation header, /.well-known/tdmrep.json; recorded in the run)")
+    p.add_argument("--blur-faces", action=argparse.BooleanOptionalAction, default=None,
+                   help="blur the boxes of the input's face_bboxes column before writing (default: on with "
+                        "--preset datacomp, as DataComp's downloader, off otherwise)")
+    p.add_argument("--host-concurrency", type=positive_int, default=d.host_concurrency,
+                   help=f"requests in flight per host and worker process (default {d.host_concurrency})")
+    p.add_argument("--host-rate", type=rate, default=d.host_rate,
+                   help="request starts per second per host and worker process (default: no cap)")
+    p.add_argument("--host-give-up", type=non_negative_int, default=d.host_give_up,
+                   help=f"failures in a row (429, 5xx, timeouts) that give a host up: its other rows get "
+                        f"host_gave_up (default {d.host_give_up}; 0 = never)")
+    p.add_argument("--retry-after-max", type=positive_float, default=d.retry_after_max,
+                   help=f"a longer Retry-After gives the host up (default {d.retry_after_max:g} s)")

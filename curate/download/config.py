@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 # Statuses worth fetching again with --retry-failed: the server or the network may answer differently
 # next time. An http_error is retried only for a 5xx or 429 answer (RETRYABLE_HTTP). Refusals
-# (blocked_address, opted_out, invalid_url) and content verdicts (not_image, decode_error, too_large) are final.
-RETRYABLE_STATUSES: tuple[str, ...] = ("timeout", "network_error", "redirect_error", "download_error")
+# (blocked_address, opted_out, invalid_url, denylisted, robots_disallowed, tdm_reserved, safety_hash_list) and
+# content verdicts (not_image, decode_error, too_large) are final.
+RETRYABLE_STATUSES: tuple[str, ...] = ("timeout", "network_error", "redirect_error", "download_error",
+                                       "host_gave_up")
 RETRYABLE_HTTP = r"^HTTP Error (5\d\d|429)\b"  # matched against the error of an http_error row
 
 
@@ -39,6 +41,21 @@ class DownloadConfig:
     user_agent_token: str | None = None  # a token added to img2dataset's user agent, matched in X-Robots-Tag
     # X-Robots-Tag directives that opt an image out (img2dataset's defaults)
     disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
+    # consent (curate.download.consent): robots.txt per host and TDMRep (tdm-reservation header and
+    # /.well-known/tdmrep.json) are honoured unless turned off; the run records both settings
+    robots: bool = True
+    tdmrep: bool = True
+    denylists: tuple[str, ...] = ()  # URL, canonical URL, domain and uid lists (curate.download.denylist)
+    hash_lists: tuple[str, ...] = ()  # safety hash lists checked before anything is written (curate.download.safety)
+    hash_list_distance: int = 3  # pHash bits a listed pHash may differ in (as `curate dedup --hash-list-distance`)
+    # PDQ bits a listed PDQ hash may differ in: facebook/ThreatExchange pdq/README.md recommends <= 31
+    hash_list_pdq_distance: int = 31
+    blur_faces: bool | None = None  # blur the input's face boxes; None: the preset's (on for datacomp, as DataComp)
+    # politeness per host and worker process (curate.download.polite)
+    host_concurrency: int = 16  # requests in flight to one host
+    host_rate: float = 0.0  # request starts per second to one host; 0 = no cap
+    host_give_up: int = 8  # failures in a row (429, 5xx, timeouts, dropped connections) that give a host up
+    retry_after_max: float = 120.0  # a longer Retry-After gives the host up instead of waiting
     resize_mode: str = "no"  # keep the original bytes; img2dataset's other modes resize to image_size
     image_size: int = 512
     encode_format: str = "jpg"

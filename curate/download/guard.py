@@ -3,20 +3,19 @@ loopback, link-local (cloud metadata), multicast, reserved or unspecified addres
 
 The check runs where the socket is opened, on the address actually connected to, so it covers every
 redirect hop and DNS rebinding. An explicit allow-list opens specific hosts, host:port pairs or
-CIDRs (the demo and tests allow their loopback server). Installed as urllib's global opener inside
-each worker process, it governs img2dataset's `urllib.request.urlopen` calls there.
+CIDRs (the demo and tests allow their loopback server). The opener is called directly by curate's fetch
+(curate.download.fetch), never installed as urllib's global opener: a `urlopen(..., context=...)` (as
+img2dataset's development branch calls it) builds a fresh opener that would bypass a global one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import ipaddress
 import socket
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -133,58 +132,16 @@ class _RefuseOtherSchemes(urllib.request.BaseHandler):
         raise urllib.error.URLError(f"{BLOCKED_PREFIX} scheme {req.type!r} is not http or https")
 
 
-# Content-Type of the last response per input URL (the first of any redirects) in this process, so that
-# a body that fails to decode can be told apart: not an image at all (`not_image`) or a broken image
-# (`decode_error`).
-CONTENT_TYPES: dict[str, str] = {}
-
-
-class _RecordContentType(urllib.request.BaseHandler):
-    handler_order = 100  # before the error processor, so error responses are recorded too
-
-    def http_response(self, req, response):
-        CONTENT_TYPES[limits.origin(req)] = response.headers.get("Content-Type", "")
-        return response
-
-    https_response = http_response
-
-
-def build_opener(policy: AddressPolicy,
-                 fetch: limits.FetchLimits | None = None) -> urllib.request.OpenerDirector:
+def build_opener(policy: AddressPolicy, fetch: limits.FetchLimits | None = None,
+                 on_hop: Callable[[str], None] | None = None) -> urllib.request.OpenerDirector:
     """An opener with HTTP(S), redirects and error handling only (no file://, ftp:// or proxies), within
-    `fetch`'s deadline, body cap and retries."""
+    `fetch`'s deadline, body cap and retries; `on_hop(url)` may refuse a redirect before it is requested.
+    Callers use its `open` directly: it is never installed as urllib's global opener."""
     fetch = fetch or limits.FetchLimits()
     opener = limits.RetryingOpener(fetch)
-    for handler in (_HTTPHandler(policy), _HTTPSHandler(policy), limits.RedirectHandler(),
-                    limits.StartFetch(fetch), limits.CapBody(fetch), _RecordContentType(),
+    for handler in (_HTTPHandler(policy), _HTTPSHandler(policy), limits.RedirectHandler(on_hop),
+                    limits.StartFetch(fetch), limits.CapBody(fetch),
                     urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor(),
                     _RefuseOtherSchemes()):
         opener.add_handler(handler)
     return opener
-
-
-_lock = threading.Lock()
-_depth = 0
-_previous: urllib.request.OpenerDirector | None = None
-
-
-@contextlib.contextmanager
-def installed(policy: AddressPolicy, fetch: limits.FetchLimits | None = None) -> Iterator[None]:
-    """Make `policy` and `fetch` govern every urllib.request.urlopen call in this process while the block
-    runs (img2dataset's downloader calls the global urlopen), then put back the opener that was there, so
-    that a download run in-process does not go on refusing the rest of the caller's requests. Nested and
-    concurrent blocks share one installation: the last to leave restores."""
-    global _depth, _previous
-    with _lock:
-        if _depth == 0:
-            _previous = urllib.request._opener
-            urllib.request.install_opener(build_opener(policy, fetch))
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                urllib.request.install_opener(_previous)
-                _previous = None

@@ -9,6 +9,7 @@ order, and a repeated (url, caption) pair is numbered by it when uids are derive
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -29,9 +30,11 @@ _UID = re.compile(UID_PATTERN)
 FORMATS = ("parquet", "csv", "jsonl")
 _SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
              ".ndjson": "jsonl"}
-# the `urls` table the download works from (schemas/urls.v2.json): what img2dataset reads, then the carried
-# input columns (CARRIED)
-URLS_VERSION = 2
+# the `urls` table the download works from (schemas/urls.v3.json): what the downloader reads, the carried
+# input columns (CARRIED), then the columns only the fetch tasks read (opt_out, face_bboxes)
+URLS_VERSION = 3
+OPT_OUT = "opt_out"  # `curate extract`'s column: the page said noai or noimageai
+FACES = "face_bboxes"
 URLS_SCHEMA = schemas.load("urls", URLS_VERSION)
 FILE, ROW = "_file", "_row"  # a row's place in the input: file index, row index in the file
 # what a read task gives: the urls columns (uid null where the input has none) and the row's place
@@ -146,6 +149,20 @@ def _column(table: pa.Table, name: str, type_: pa.DataType, where: str) -> pa.Ch
         raise CurateError(f"{where}: column {name!r} cannot be read as {type_}") from exc
 
 
+def _boxes(table: pa.Table, name: str | None, where: str) -> pa.ChunkedArray:
+    """The face boxes column as JSON text (DataComp stores a list of [x0, y0, x1, y1] per row)."""
+    if name is None or name not in table.column_names:
+        return pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
+    col = table.column(name)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return col.cast(pa.string())
+    try:
+        text = [None if v is None else json.dumps(v, separators=(",", ":")) for v in col.to_pylist()]
+    except (TypeError, ValueError) as exc:
+        raise CurateError(f"{where}: column {name!r} is not a list of boxes") from exc
+    return pa.chunked_array([pa.array(text, pa.string())])
+
+
 def file_rows(config: DownloadConfig, file: InputFile) -> pa.Table:
     """One input file as ROWS_SCHEMA: url ('' where missing), caption, uid as given (null without a uid
     column), the carried columns, and each row's place (`_file`, `_row`)."""
@@ -160,6 +177,8 @@ def file_rows(config: DownloadConfig, file: InputFile) -> pa.Table:
                "caption": _column(table, cols.caption, pa.string(), file.path)}
     for name in CARRIED:
         columns[name] = _column(table, carried.get(name, "\x00absent"), URLS_SCHEMA.field(name).type, file.path)
+    columns[OPT_OUT] = _column(table, OPT_OUT, pa.bool_(), file.path)
+    columns[FACES] = _boxes(table, cols.faces, file.path)
     columns[FILE] = pa.chunked_array([pa.array([file.index] * n, pa.int32())])
     columns[ROW] = pa.chunked_array([pa.array(range(n), pa.int64())])
     return pa.Table.from_arrays([columns[f.name].cast(f.type) for f in ROWS_SCHEMA], schema=ROWS_SCHEMA)

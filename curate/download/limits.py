@@ -1,15 +1,17 @@
-"""Per-request limits for img2dataset's urllib fetches: a total deadline, a body-size cap, a pixel cap,
-a configurable User-Agent, and retries with bounded backoff for transient failures.
+"""Per-request limits for the download's urllib fetches: a total deadline, a body-size cap, a pixel cap,
+a configurable User-Agent, and retries with bounded backoff for transient failures (`RetryingOpener`, for
+callers of `guard.build_opener`; the download itself retries per host, curate.download.polite).
 
-img2dataset reads each body whole with `r.read()` under a per-socket timeout only. The handlers here sit
-in the urllib opener installed while a worker downloads a shard (guard.installed): the first request of
-a fetch starts a monotonic deadline (kept per thread, since each download thread does one fetch at a
-time, and carried across redirect hops); every connect and every read is bounded by what is left of it;
-the body is read in pieces and refused once it passes the cap.
+A plain urlopen reads each body whole under a per-socket timeout only. The handlers here sit in the opener
+that curate's fetch (curate.download.fetch) calls directly: the first request of a fetch starts a monotonic
+deadline (kept per thread, since each download thread does one fetch at a time, and carried across
+redirect hops); every connect and every read is bounded by what is left of it; the body is read in pieces
+and refused once it passes the cap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import logging
@@ -19,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from PIL import Image
@@ -91,14 +94,37 @@ class StartFetch(urllib.request.BaseHandler):
     https_request = http_request
 
 
+@contextlib.contextmanager
+def own_deadline() -> Iterator[None]:
+    """Run a fetch nested in another one (a robots.txt fetched while a redirect is followed) under its own
+    deadline, then give the outer fetch its deadline back."""
+    saved = getattr(_state, "deadline", None), getattr(_state, "total", None)
+    _state.deadline = None
+    try:
+        yield
+    finally:
+        _state.deadline, _state.total = saved
+
+
 class RedirectHandler(urllib.request.HTTPRedirectHandler):
-    """urllib's redirects, marking each new request as a hop of the first (same deadline, same origin)."""
+    """urllib's redirects, marking each new request as a hop of the first (same deadline, same origin).
+    `on_hop(new_url)` runs before each hop is requested and may raise to refuse it (consent checks)."""
+
+    def __init__(self, on_hop: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self.on_hop = on_hop
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None:
             new.curate_hop = True
             new.curate_origin = origin(req)
+            if self.on_hop is not None:
+                try:
+                    self.on_hop(new.full_url)
+                except BaseException:
+                    fp.close()
+                    raise
         return new
 
 
@@ -151,7 +177,7 @@ class CapBody(urllib.request.BaseHandler):
     https_response = http_response
 
 
-def _transient(exc: BaseException) -> bool:
+def transient(exc: BaseException) -> bool:
     """Worth another attempt: a 5xx or 429 answer, a timeout, a refused, reset or dropped connection."""
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code >= 500 or exc.code == 429
@@ -176,7 +202,7 @@ class RetryingOpener(urllib.request.OpenerDirector):
             try:
                 return super().open(fullurl, data, timeout)
             except Exception as exc:
-                if attempt >= self.limits.retries or not _transient(exc):
+                if attempt >= self.limits.retries or not transient(exc):
                     raise
                 wait = min(self.limits.backoff * 2 ** attempt, self.limits.backoff_max)
                 attempt += 1

@@ -1,7 +1,8 @@
-"""One shard in one worker process: install the address guard and fetch limits, let img2dataset's
-Downloader fetch it, then normalise its output into deterministic files (sorted tar, our samples schema,
-a stats sidecar). With `retry`, the shard's input is only some rows of a finished shard (--retry-failed):
-their new results are merged into it, under the keys they would have had the first time."""
+"""One shard in one worker process: curate's downloader (img2dataset's Downloader with curate's own fetch and
+checks, curate.download.shardloop) fetches it, then its output is normalised into deterministic files (sorted
+tar, our samples schema, a stats sidecar). With `retry`, the shard's input is only some rows of a finished
+shard (--retry-failed): their new results are merged into it, under the keys they would have had the first
+time."""
 
 from __future__ import annotations
 
@@ -13,14 +14,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import schemas
-from curate.download import guard
-from curate.download.limits import FetchLimits
+from curate.download.inputs import FACES, OPT_OUT
 from curate.download.presets import CARRIED
-from curate.download.status import SUCCESS, classify
+from curate.download.status import SUCCESS, classify, statuses
 from curate.errors import CurateError
 from curate.io import dataset, fs, tarindex
 from curate.io.tario import write_tar_file
@@ -115,27 +114,29 @@ def _write_sorted_tar(members: dict[str, bytes], out_tar: str) -> None:
         log.warning("%s: member names with whitespace; no .idx written", out_tar)
 
 
-def normalise(layout: Layout, shard_id: int, inputs: pa.Table, content_types: dict[str, str],
-              shard_size: int, retry: bool = False, version: int = SAMPLES_VERSION) -> Counter:
-    """Turn img2dataset's raw shard into ours (samples.v`version`); every input row gets exactly one samples row."""
+def normalise(layout: Layout, shard_id: int, inputs: pa.Table, shard_size: int, retry: bool = False,
+              version: int = SAMPLES_VERSION) -> Counter:
+    """Turn the downloader's raw shard into ours (samples.v`version`); every input row gets exactly one samples
+    row. The raw status is curate's own (curate.download.shardloop); anything else is classified."""
     name = shard_name(shard_id)
     positions = inputs.column(POSITION).to_pylist() if retry else range(inputs.num_rows)
     keys = {sample_key(shard_id, j, shard_size): sample_key(shard_id, i, shard_size)
             for j, i in enumerate(positions)}
     raw = pq.read_table(fs.join(layout.raw, f"{name}.parquet")).to_pylist()
     by_uid = {r["uid"]: r for r in raw}
+    known = statuses()
     rows = []
     for inp in inputs.to_pylist():
         r = by_uid.get(inp["uid"])
-        if r is None:  # img2dataset logs and skips a sample whose write raised: keep it, with a status
+        if r is None:  # a sample whose write raised: keep it, with a status
             status, error, r = "download_error", "missing from the downloader's output", {}
         else:
-            status = classify(r["status"], r["error_message"], content_types.get(inp["url"]))
+            status = r["status"] if r["status"] in known else classify(r["status"], r["error_message"])
             error = None if status == SUCCESS else r["error_message"]
         ok = status == SUCCESS
         rows.append({
             "uid": inp["uid"], "url": inp["url"], "caption": inp["caption"], "status": status, "error": error,
-            "sha256": r.get("sha256") if ok else None,
+            "sha256": r.get("sha256") if ok or status == "safety_hash_list" else None,
             "width": r.get("width") if ok else None, "height": r.get("height") if ok else None,
             "original_width": r.get("original_width") if ok else None,
             "original_height": r.get("original_height") if ok else None,
@@ -164,12 +165,9 @@ class ShardWorker:
     its shard's planned rows (`urls/NNNNN.parquet`) itself and returns a small stats dict; a shard that cannot
     finish raises, so the engine's task retries run it again (per-sample failures are rows, not errors)."""
 
-    def __init__(self, downloader, policy: guard.AddressPolicy, layout: Layout, fetch: FetchLimits | None = None,
-                 retry: bool = False, version: int = SAMPLES_VERSION) -> None:
+    def __init__(self, downloader, layout: Layout, retry: bool = False, version: int = SAMPLES_VERSION) -> None:
         self.downloader = downloader
-        self.policy = policy
         self.layout = layout
-        self.fetch = fetch
         self.retry = retry
         self.version = version  # the samples schema version written (samples_version)
 
@@ -189,30 +187,17 @@ class ShardWorker:
             inputs = self._inputs(shard_id)
             if inputs is None:
                 return {}
-            work = fs.join(self.layout.raw, f"{name}.input.arrow")  # the Downloader deletes its input
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_file(sink, inputs.select(COLUMNS).schema) as writer:
-                writer.write_table(inputs.select(COLUMNS))
-            fs.write_bytes(work, sink.getvalue().to_pybytes())
-            with guard.installed(self.policy, self.fetch):
-                self.downloader.download_shard((shard_id, work))
-            content_types = {u: guard.CONTENT_TYPES.pop(u, "") for u in inputs.column("url").to_pylist()}
-            counts = normalise(self.layout, shard_id, inputs, content_types,
-                               self.downloader.number_sample_per_shard, self.retry, self.version)
+            columns = COLUMNS + [c for c in (OPT_OUT, FACES) if c in inputs.column_names]  # urls.v2 parts lack them
+            self.downloader.download_shard((shard_id, inputs.select(columns)))
+            counts = normalise(self.layout, shard_id, inputs, self.downloader.number_sample_per_shard, self.retry,
+                               self.version)
         except CurateError:
             raise
         except Exception as exc:  # the engine retries the task; its last failure reaches the user in one line
             raise CurateError(f"download shard {name} failed: {type(exc).__name__}: {exc}") from exc
         rfs, rpath = fs.url_to_fs(self.layout.raw)
-        for suffix in (".tar", ".parquet", "_stats.json", ".input.arrow"):
+        for suffix in (".tar", ".parquet", "_stats.json"):
             if rfs.exists(f"{rpath}/{name}{suffix}"):
                 rfs.rm(f"{rpath}/{name}{suffix}")
         log.info("shard %s: %s", name, json.dumps(dict(counts)))
         return {"shards": 1, "rows": inputs.num_rows, "fetched": dict(counts)}
-
-
-def count_statuses(samples_part: str) -> dict:
-    """Rows per status of one samples part (what the stage's stats add up, on the engine)."""
-    status = dataset.read_part(samples_part, ["status"]).column("status")
-    counts = {item["values"]: item["counts"] for item in pc.value_counts(status).to_pylist()}
-    return {"rows": len(status), "status": counts}

@@ -17,6 +17,16 @@ Routes (the query string is ignored unless a route reads it):
   /optout, /optout-other X-Robots-Tag: noai; X-Robots-Tag: otherbot: noai (not for us)
   /reset                 closes the connection without an answer
   /missing               404
+  /robots.txt            the server's `robots` text for the request's Host (`robots_by_host`), else 404
+  /.well-known/tdmrep.json  the server's `tdmrep` JSON, else 404
+  /storm/N/S             429 with Retry-After: S on the first N requests, then an image
+  /always/CODE/S         always CODE (429, 503, ...) with Retry-After: S (no header when S is "none")
+  /optout-slow           X-Robots-Tag: noai and a Content-Length, then no body until the client hangs up
+                         (`closed_before_body` records that it did, without a byte of body sent)
+  /tdm-header            an image with the header tdm-reservation: 1
+  /png/NAME.png          a 160 x 120 PNG of seeded noise (`noise_png(NAME)`)
+The server counts requests per path (`hits`), every request (`requests`) and the most requests it
+ever served at once (`max_in_flight`).
 """
 
 from __future__ import annotations
@@ -42,6 +52,16 @@ def jpeg(name: str, size: int = 48) -> bytes:
     return buf.getvalue()
 
 
+def noise_png(name: str, size: tuple[int, int] = (160, 120)) -> bytes:
+    """A PNG of seeded noise: every pixel differs from its neighbours, so a blur shows everywhere it acts."""
+    import numpy as np
+
+    rng = np.random.default_rng(sum(name.encode()))
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def png_header(width: int, height: int) -> bytes:
     """A PNG whose header announces width x height; its data is one compressed empty row (enough to identify)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -62,6 +82,13 @@ class _Server(ThreadingHTTPServer):
         self.gate_open = False
         self.stopping = threading.Event()
         self.lock = threading.Lock()
+        self.robots: str | None = None  # /robots.txt for any host not in robots_by_host
+        self.robots_by_host: dict[str, str] = {}  # Host header without port -> robots.txt
+        self.tdmrep: str | None = None
+        self.closed_before_body: dict[str, bool] = {}
+        self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def handle_error(self, request, client_address) -> None:
         pass  # clients that give up mid-body are the point here
@@ -99,13 +126,26 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up: what these routes are for
             pass
 
-    def do_GET(self) -> None:  # noqa: C901 - one branch per misbehaviour reads best here
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.requests += 1
+            self.server.in_flight += 1
+            self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
+        try:
+            self._route()
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+
+    def _route(self) -> None:  # noqa: C901 - one branch per misbehaviour reads best here
         parts = urlsplit(self.path)
         path, query = parts.path, parse_qs(parts.query)
         with self.server.lock:
             self.server.hits[path] += 1
             hits = self.server.hits[path]
             self.server.agents[path] = self.headers.get("User-Agent", "")
+        if self._consent_files(path) or self._polite_routes(path, hits):
+            return
         if path.startswith("/img/"):
             if "/slow-" in path:
                 self.server.stopping.wait(0.05)
@@ -168,6 +208,54 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"missing", "text/plain")
 
+    def _consent_files(self, path: str) -> bool:
+        if path == "/robots.txt":
+            host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+            text = self.server.robots_by_host.get(host, self.server.robots)
+            if text is None:
+                self._send(404, b"missing", "text/plain")
+            else:
+                self._send(200, text.encode(), "text/plain")
+        elif path == "/.well-known/tdmrep.json":
+            if self.server.tdmrep is None:
+                self._send(404, b"missing", "text/plain")
+            else:
+                self._send(200, self.server.tdmrep.encode(), "application/json")
+        elif path == "/optout-slow":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", "100000")
+            self.send_header("X-Robots-Tag", "noai")
+            self.end_headers()
+            self.wfile.flush()
+            self.connection.settimeout(30)
+            try:
+                closed = self.connection.recv(1) == b""  # the client hung up without waiting for the body
+            except OSError:
+                closed = True
+            self.server.closed_before_body[path] = closed
+        elif path == "/tdm-header":
+            self._send(200, jpeg(path), headers={"tdm-reservation": "1"})
+        elif path.startswith("/png/"):
+            self._send(200, noise_png(path), "image/png")
+        else:
+            return False
+        return True
+
+    def _polite_routes(self, path: str, hits: int) -> bool:
+        if path.startswith("/storm/"):
+            n, wait = path.split("/")[2:4]
+            if hits <= int(n):
+                self._send(429, b"slow down", "text/plain", headers={"Retry-After": wait})
+            else:
+                self._send(200, jpeg(path))
+        elif path.startswith("/always/"):
+            code, wait = path.split("/")[2:4]
+            self._send(int(code), b"no", "text/plain", headers={} if wait == "none" else {"Retry-After": wait})
+        else:
+            return False
+        return True
+
     def _slow(self, byte: bytes, every: float, n: int):
         for _ in range(n):
             if self.server.stopping.wait(every):
@@ -191,6 +279,14 @@ class BadServer:
     @property
     def agents(self) -> dict[str, str]:
         return self._server.agents
+
+    def __getattr__(self, name: str):  # robots, tdmrep, requests, max_in_flight, closed_before_body, ...
+        return getattr(self.__dict__["_server"], name)
+
+    def set(self, **values) -> None:
+        """Set the server's robots, robots_by_host or tdmrep."""
+        for k, v in values.items():
+            setattr(self._server, k, v)
 
     def open_gate(self) -> None:
         self._server.gate_open = True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -96,21 +95,3 @@ def test_address_classes(ip, blocked):
 def test_bad_allow_entry_is_a_clear_error():
     with pytest.raises(CurateError, match="not a host, host:port or CIDR"):
         AddressPolicy(("10.0.0.0/99",))
-
-
-def test_installed_guards_urlopen_only_inside_the_block(server):
-    """img2dataset calls the global urlopen, so a shard download installs the guard process-wide; once the
-    shard is done the caller's own requests to loopback must work again (an in-process run must not leak)."""
-    from curate.download.guard import installed
-
-    before = urllib.request._opener
-    with installed(AddressPolicy()):
-        with pytest.raises(urllib.error.URLError, match=BLOCKED_PREFIX):
-            urllib.request.urlopen(f"http://{server}/x", timeout=5)
-        with installed(AddressPolicy()):  # nested (or concurrent) blocks share the installation
-            pass
-        with pytest.raises(urllib.error.URLError, match=BLOCKED_PREFIX):
-            urllib.request.urlopen(f"http://{server}/x", timeout=5)
-    assert urllib.request._opener is before
-    with urllib.request.urlopen(f"http://{server}/x", timeout=5) as r:
-        assert r.read() == b"hello"
