@@ -29,8 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RATES = ROOT / "curate" / "assets" / "plan_rates.json"
-STAGES = ("download-plan", "dedup", "score")
-GEN = {"download-plan": "gen-urls", "dedup": "gen-download", "score": "gen-score"}
+STAGES = ("download-plan", "dedup", "score", "select", "audit")
+GEN = {"download-plan": "gen-urls", "dedup": "gen-download", "score": "gen-score", "select": "gen-select",
+       "audit": "gen-audit"}
 
 
 def _run(args: list[str]) -> str:

@@ -3,9 +3,11 @@
 `gen` stages write a synthetic pool as partitioned parquet with Spark's executors (untimed, in their own
 process); the measured stages run what the CLI runs — `plan_urls` (the download's planning) or `run_dedup`
 (hashing listing, every rule, decisions, stats) — on a Spark session with the driver constrained:
-`spark.driver.maxResultSize=16m` (any collect of rows fails) and Spark's default driver memory. The process
-prints one JSON line: stage, rows, seconds, rows_per_s, driver_rss_bytes (this Python process's peak) and
-tree_rss_bytes (the peak of the driver, the JVM and the Python workers together).
+`spark.driver.maxResultSize=16m` (any collect of rows fails) and Spark's default driver memory. `score`
+runs `run_score` (the bundled tiny model, embeddings on) on a local Ray with 2 CPUs over a synthetic run of
+JPEG/PNG shards (`gen-score`: `curate.score.synthetic`, SCORE_SHARD images per shard). The process prints
+one JSON line: stage, rows, seconds, rows_per_s, driver_rss_bytes (this Python process's peak) and
+tree_rss_bytes (the peak of the driver, the JVM or Ray, and their workers together).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ SHARD = 10_000  # rows per download shard, as the download writes them by defaul
 ROWS_PER_INPUT_FILE = 1_000_000
 MEASURE_CONF = {"spark.driver.maxResultSize": "16m"}
 HASH_LIST = "hashlist.txt"
+SCORE_SHARD = 1_000  # images per download shard in the score stage's synthetic runs
 
 
 def engine(measure: bool):
@@ -114,9 +117,36 @@ def gen_download(eng, rows: int, run: str, skew: float = 0.0) -> None:
     fs.write_bytes(fs.join(run, HASH_LIST), ("\n".join(entries) + "\n").encode())
 
 
+def gen_score(rows: int, run: str) -> None:
+    """A download and dedup ready to score: `rows` rendered JPEG/PNG images of 64-256 px with captions."""
+    from curate.score.synthetic import SyntheticRun, make_run
+
+    make_run(run, SyntheticRun(n=rows, shards=math.ceil(rows / SCORE_SHARD), corrupt=0, seed=3))
+
+
+def measure_score(rows: int, folder: str) -> dict:
+    from curate.engines.ray import RayEngine
+    from curate.io import fs
+    from curate.score.run import ScoreConfig, run_score
+
+    with PeakRss() as tree, RayEngine(num_cpus=2) as eng:
+        started = time.perf_counter()
+        stats = run_score(eng, fs.join(folder, "run"), ScoreConfig())
+        seconds = time.perf_counter() - started
+    return {"stage": "score", "rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds, 1),
+            "driver_rss_bytes": self_peak_rss(), "tree_rss_bytes": tree.peak, "shards": stats["shards"],
+            "rows_out": stats["rows_in"], "kept": stats["kept"]}
+
+
 def measure(stage: str, rows: int, folder: str) -> dict:
     from curate.io import fs
 
+    if stage == "score":
+        return measure_score(rows, folder)
+    if stage in ("select", "audit"):
+        from bench import scale_select
+
+        return scale_select.measure(stage, rows, folder, engine(measure=True))
     with PeakRss() as tree, engine(measure=True) as eng:
         started = time.perf_counter()
         if stage == "download-plan":
@@ -149,6 +179,17 @@ def main(argv: list[str]) -> int:
     if stage == "gen-download":
         with engine(measure=False) as eng:
             gen_download(eng, rows, fs.join(folder, "run"), skew)
+        return 0
+    if stage in ("gen-select", "gen-audit"):
+        from bench import scale_select
+
+        with engine(measure=False) as eng:
+            scale_select.gen_scored(eng, rows, fs.join(folder, "run"))
+            if stage == "gen-audit":
+                scale_select.gen_manifest(eng, fs.join(folder, "run"), folder, rows)
+        return 0
+    if stage == "gen-score":
+        gen_score(rows, fs.join(folder, "run"))
         return 0
     print(json.dumps(measure(stage, rows, folder), sort_keys=True), flush=True)
     return 0

@@ -101,6 +101,17 @@ def report(stats: dict) -> None:
     print(json.dumps(stats, sort_keys=True), flush=True)
 
 
+def table_engine(data: dict, app_name: str):
+    """The engine a table stage's job runs on: the session spark-submit started (its master, never ours),
+    the Ray cluster a `ray job submit` joined (the work in Ray tasks, not in this driver), or else a local
+    Spark (a run on one machine)."""
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):  # spark-submit launched this driver
+        return spark_engine(data, app_name)
+    if os.environ.get("RAY_ADDRESS") or (data.get("ray") or {}).get("address"):
+        return ray_engine(data)
+    return spark_engine(data, app_name)
+
+
 def ray_engine(data: dict):
     """Join the cluster the job was submitted to (`ray job submit` sets RAY_ADDRESS) or `ray.address` from
     the YAML; with neither, start a local Ray (a run on one machine)."""

@@ -1,9 +1,9 @@
-"""Entry point for the select stage: a batch job on the driver (spark-submit, `ray job submit` or plain
-python). Named selection.py, not select.py: a job's folder is first on sys.path, and a select.py
-there would shadow the standard library's `select` module (Spark's Python workers import it).
-The policy reads the pool's scores table once; at DataComp scale give the driver the memory.
+"""Entry point for the select stage: the pool is read, decided and written by the cluster's workers (Spark's
+executors under spark-submit, Ray tasks under `ray job submit`); the driver holds one descriptor per download
+shard. Named selection.py, not select.py: a job's folder is first on sys.path, and a select.py there would
+shadow the standard library's `select` module (Spark's Python workers import it).
 
-    spark-submit --master spark://HOST:7077 --driver-memory 64g --py-files dist/curate-0.1.0-py3-none-any.whl \
+    spark-submit --master spark://HOST:7077 --py-files dist/curate-0.1.0-py3-none-any.whl \
         jobs/selection.py --config jobs/configs/pipeline.yaml [--run s3://bucket/run-001]
     ray job submit --address http://HEAD:8265 --working-dir jobs \
         --runtime-env-json '{"py_modules": ["ship/curate"]}' -- python selection.py --config configs/pipeline.yaml
@@ -20,7 +20,9 @@ def job() -> None:
     from curate.select.run import SelectConfig, run_select
 
     run, data = _common.parse("select")
-    _common.report(run_select(run, _common.stage_config(SelectConfig, data, "select")))
+    config = _common.stage_config(SelectConfig, data, "select")
+    with _common.table_engine(data, "curate-select") as engine:
+        _common.report(run_select(run, config, engine))
 
 
 if __name__ == "__main__":

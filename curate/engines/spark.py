@@ -55,7 +55,9 @@ class SparkEngine:
         if active is not None:
             self.spark = active
         else:
-            builder = SparkSession.builder.master(with_retries(self.master, self.conf)).appName(self.app_name)
+            builder = SparkSession.builder.appName(self.app_name)
+            if not os.environ.get("PYSPARK_GATEWAY_PORT"):  # spark-submit's driver: its master stands, never ours
+                builder = builder.master(with_retries(self.master, self.conf))
             for k, v in self.conf.items():
                 builder = builder.config(k, v)
             self.spark = builder.getOrCreate()

@@ -72,15 +72,16 @@ def reference(config, tmp_path_factory) -> Path:
     from curate.download.run import run_download
     from curate.engines.local import LocalEngine
     from curate.engines.ray import RayEngine
+    from curate.engines.spark import SparkEngine
     from curate.score.run import ScoreConfig, run_score
     from curate.select.run import SelectConfig, run_select
     from curate.shard.run import ShardConfig, run_shard
 
     data = load_yaml(str(config))
     run = str(tmp_path_factory.mktemp("local") / "run")
-    engine = LocalEngine()
-    run_download(engine, run, from_mapping(DownloadConfig, data["download"]))
-    run_dedup(engine, run, from_mapping(DedupConfig, data.get("dedup")))
+    run_download(LocalEngine(), run, from_mapping(DownloadConfig, data["download"]))
+    with SparkEngine() as spark:  # dedup runs on Spark only (a local one here)
+        run_dedup(spark, run, from_mapping(DedupConfig, data.get("dedup")))
     with RayEngine(address="local") as ray_engine:  # a new local Ray, never a running cluster
         run_score(ray_engine, run, from_mapping(ScoreConfig, data["score"]))
     run_select(run, from_mapping(SelectConfig, data["select"]))
@@ -148,6 +149,26 @@ def test_spark_standalone_download_and_dedup(config, reference, wheel, tmp_path)
     assert all(app["cores"] >= 1 and app["state"] == "FINISHED" for app in apps)
     assert_same_stage(reference, run, "download")
     assert_same_stage(reference, run, "dedup")
+
+
+@pytest.mark.spark
+def test_spark_standalone_select_runs_its_tasks_on_the_cluster(config, reference, wheel, tmp_path):
+    """spark-submit's master stands (curate never swaps in its local[2]): the select job is an application of
+    the standalone master with executors on its worker, and writes what the local run wrote."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for stage in ("download", "dedup", "score"):
+        shutil.copytree(reference / stage, run / stage)
+    with clusters.spark_standalone(tmp_path) as (master, state):
+        out = clusters.spark_submit(master, JOBS / "selection.py", ["--config", str(config), "--run", str(run)],
+                                    tmp_path, tmp_path / "selection.log", py_files=wheel)
+        log = (tmp_path / "selection.log").read_text(errors="replace")
+        assert out.returncode == 0, log[-3000:]
+        assert _last_json(out.stdout)["stage"] == "select"
+        apps = state()["completedapps"]
+    assert [app["name"] for app in apps] == ["curate-select"]
+    assert apps[0]["cores"] >= 1 and apps[0]["state"] == "FINISHED"
+    assert_same_stage(reference, run, "select")
 
 
 @pytest.mark.ray
