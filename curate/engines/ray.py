@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import ray
 import ray.data
+import ray.exceptions
 
 from curate.engines.base import StageSpec
 from curate.errors import CurateError
@@ -104,10 +105,7 @@ class RayEngine:
         try:
             return ray.get(refs)
         except Exception as exc:  # the cause, in one line, not Ray's multi-page wrapper
-            root = _root_cause(exc)
-            text = str(root).strip().splitlines()
-            raise CurateError(f"a Ray task failed after {max_retries + 1} attempts: {type(root).__name__}: "
-                              f"{text[-1] if text else ''}") from exc
+            raise _one_line(exc, max_retries) from exc
 
     def for_each(self, fn: Callable[[Any], dict], items: Any, per_task: int = 1, max_retries: int = 2) -> dict:
         """`fn(item)` for every item in Ray tasks, `per_task` items to a task; the stats dicts they return
@@ -124,20 +122,34 @@ class RayEngine:
         if not items:
             return iter(())
         ds = ray.data.from_items(list(items), override_num_blocks=len(items))
-        ds = ds.map_batches(_Read(read), batch_size=1, batch_format="pyarrow", num_cpus=0.5)
-        for spec in specs:
-            if getattr(spec.stage_cls, "stateless", False):
-                ds = ds.map_batches(_TaskStage(spec), batch_size=spec.batch_size, batch_format="pyarrow",
-                                    num_cpus=spec.num_cpus, concurrency=spec.concurrency)
-                continue
-            ds = ds.map_batches(_StageActor, fn_constructor_kwargs={"spec": spec}, batch_size=spec.batch_size,
-                                batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=spec.concurrency),
-                                num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None)
+        ds = with_stages(ds.map_batches(_Read(read), batch_size=1, batch_format="pyarrow", num_cpus=0.5), specs)
         from curate.progress import track
 
         total = sum(len(it.get("keys", ())) for it in items) or None
         return track(_user_errors(ds.iter_batches(batch_format="pyarrow", batch_size=None)), "ray stages",
                      total, "rows", size=lambda batch: batch.num_rows)
+
+    def map_shards(self, items: Sequence[dict], read: Callable[[dict], pa.Table], specs: Sequence[StageSpec],
+                   write: Callable[[pa.Table], pa.Table], commit: Callable[[dict], dict]) -> dict:
+        """Storage to storage, one descriptor per shard: Ray tasks `read` each item, the rows stream through
+        the stages, `write` stores each batch's rows of each shard as pieces, and `commit` writes a shard's
+        outputs once all its rows are through; returns the commits' stats, merged (see `ray_shards`)."""
+        from curate.engines.ray_shards import map_shards
+
+        return map_shards(items, read, specs, write, commit)
+
+
+def with_stages(ds: ray.data.Dataset, specs: Sequence[StageSpec]) -> ray.data.Dataset:
+    """`ds` through each stage: stateless ones in Ray tasks, the others in actor pools (one set-up each)."""
+    for spec in specs:
+        if getattr(spec.stage_cls, "stateless", False):
+            ds = ds.map_batches(_TaskStage(spec), batch_size=spec.batch_size, batch_format="pyarrow",
+                                num_cpus=spec.num_cpus, concurrency=spec.concurrency)
+            continue
+        ds = ds.map_batches(_StageActor, fn_constructor_kwargs={"spec": spec}, batch_size=spec.batch_size,
+                            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=spec.concurrency),
+                            num_cpus=spec.num_cpus, num_gpus=spec.num_gpus or None)
+    return ds
 
 
 class _Merged:
@@ -154,12 +166,21 @@ def _run_task(fn: Callable[[Any], Any], item: Any) -> Any:
     return fn(item)
 
 
+def _one_line(exc: BaseException, max_retries: int) -> CurateError:
+    """A failed Ray task as one line: the cause, not Ray's multi-page wrapper."""
+    root = _root_cause(exc)
+    text = str(root).strip().splitlines()
+    return CurateError(f"a Ray task failed after {max_retries + 1} attempts: {type(root).__name__}: "
+                       f"{text[-1] if text else ''}")
+
+
 def _root_cause(exc: BaseException) -> BaseException:
-    """The exception a stage raised, under Ray's wrappers (RayTaskError, UserCodeException, ...)."""
+    """The exception a stage raised, under Ray's wrappers (RayTaskError, UserCodeException, ...). Ray's
+    wrapper of a CurateError is itself a CurateError (a subclass it makes): its `cause` is the one raised."""
     seen = set()
     while id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, CurateError):
+        if isinstance(exc, CurateError) and not isinstance(exc, ray.exceptions.RayError):
             return exc
         nxt = getattr(exc, "cause", None) or exc.__cause__
         if nxt is None:

@@ -13,7 +13,8 @@ def config_from_args(args: argparse.Namespace):
     models = args.model or ["tiny"]
     clip = ClipConfig(model=models[0], extra_models=tuple(models[1:]), embeddings=tuple(args.embeddings or ()),
                       probes=tuple(args.probe or ()), device=args.device, precision=args.precision,
-                      threads=args.threads)
+                      threads=args.threads, decoder="exact" if args.exact_decode else args.decoder,
+                      decode_on_device=not args.exact_decode)
     return ScoreConfig(clip=clip, langid=LangIdConfig(model=args.langid_model), clip_batch_size=args.batch_size,
                        clip_actors=args.actors, clip_num_gpus=args.gpus_per_actor,
                        decode_batch_size=args.decode_batch_size)
@@ -44,6 +45,12 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto: bf16 autocast on cuda, fp32 on cpu")
+    p.add_argument("--decoder", default="exact", choices=("exact", "simplejpeg", "pil-draft"),
+                   help="CPU decoder: exact (in full, as each model's own transform: the default), or simplejpeg / "
+                        "pil-draft (JPEGs at the smallest DCT scale covering the model's input: faster, scores move; "
+                        "bench/RESULTS.md)")
+    p.add_argument("--exact-decode", action="store_true",
+                   help="bit-exact scores: the exact CPU decoder, also on cuda (no nvjpeg)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads per CLIP actor")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per CLIP batch")
     p.add_argument("--decode-batch-size", type=positive_int, default=64, help="images per decode task")

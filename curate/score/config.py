@@ -80,9 +80,22 @@ class ClipConfig:
     precision: str = "auto"  # auto (bf16 on cuda, fp32 on cpu), fp32, bf16, fp16
     threads: int = 1  # torch threads per actor; more oversubscribes a small machine
     decode_on_device: bool = True  # on cuda: decode JPEGs on the GPU (nvjpeg) inside the actor
+    # the CPU decoder: "exact" (in full, as the model's own transform would: bit-exact scores), or "simplejpeg" /
+    # "pil-draft" (a JPEG at the smallest DCT scale covering the model's input: faster, scores move; RESULTS.md)
+    decoder: str = "exact"
 
     def entries(self) -> tuple[ModelEntry, ...]:
         return parse_models((self.model, *self.extra_models))
+
+    @property
+    def gpu_decode(self) -> bool:
+        """JPEGs are decoded on the GPU in the CLIP actor (not with --exact-decode, which decodes on the CPU)."""
+        return self.device.startswith("cuda") and self.decode_on_device
+
+    @property
+    def decoded_by(self) -> str:
+        """nvjpeg (gpu_decode), else the CPU decoder."""
+        return "nvjpeg" if self.gpu_decode else self.decoder
 
     def embedding_aliases(self) -> tuple[str, ...]:
         """The first model's alias, then those asked for in `embeddings`, in model order."""
@@ -99,6 +112,10 @@ class ClipConfig:
             raise CurateError(f"score: device {self.device!r} is not one of {DEVICES}")
         if self.threads < 1:
             raise CurateError("score: threads must be at least 1")
+        from curate.models.transforms import DECODERS
+
+        if self.decoder not in DECODERS:
+            raise CurateError(f"score: decoder {self.decoder!r} is not one of {DECODERS}")
         self.embedding_aliases()
 
 

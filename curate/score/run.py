@@ -1,77 +1,36 @@
 """The score stage: every sample that survived dedup gets language ID, CLIP similarities, probe scores
-and embeddings.
+and embeddings, from storage to storage on Ray (`curate.score.shards`, `RayEngine.map_shards`).
 
-Ray reads each download shard in a task and streams its rows through image decoding (CPU tasks,
-overlapping inference), CLIP (an actor pool running every configured model on each decoded batch; on a
-GPU the actor decodes JPEGs on the device instead) and language ID (an actor pool). Outputs are written per
-download shard, sorted by key, embeddings first and the scores file last; a shard whose scores file exists
-is skipped, so a killed run resumes at shard granularity with no duplicated and no missing rows.
+The driver lists the download's samples parts and dedup's decisions parts and holds one descriptor per
+download shard. Ray tasks read each shard (its kept rows and their images from the tar); the rows stream
+through image decoding (CPU tasks, overlapping inference), CLIP (an actor pool running every configured
+model and probe on each decoded batch; on a GPU the actor may decode JPEGs on the device instead) and
+language ID (an actor pool); workers write each shard's outputs, sorted by key, embeddings first and the
+scores part last, and return its stats, which the driver merges. Resume is one listing of
+`score/scores/`: only shards without a scores part are scored, so a killed run resumes at shard
+granularity with no duplicated and no missing rows.
 """
 
 from __future__ import annotations
 
 import logging
-import tarfile
-from collections import defaultdict
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from curate import schemas
 from curate.engines.base import StageSpec
 from curate.errors import CurateError
-from curate.io import fs
+from curate.io import dataset, fs
 from curate.io.stagedir import StageDir
 from curate.score.config import ClipConfig, LangIdConfig, ScoreConfig
-from curate.score.stages import ClipStage, DecodeConfig, DecodeStage, LangIdStage, embedding_columns
-from curate.stage import StageStats
+from curate.score.shards import PIECES, SCORES_VERSION, PieceWriter, ShardCommit, count_scores, plan, read_shard
+from curate.score.stages import ClipStage, DecodeStage, LangIdStage, decode_config
 
 log = logging.getLogger(__name__)
 
 NAME = "score"
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
-SCORES_VERSION = 2
 CONFIG_FILE = "_config.json"
 
 __all__ = ["ClipConfig", "LangIdConfig", "ScoreConfig", "plan", "read_shard", "run_score", "stage_specs"]
-
-
-def read_shard(item: dict) -> pa.Table:
-    """The kept samples of one download tar: uid, shard, key, caption and the image bytes."""
-    wanted = dict(zip(item["keys"], range(len(item["keys"])), strict=True))
-    images: list[bytes | None] = [None] * len(wanted)
-    tfs, path = fs.url_to_fs(item["tar"])
-    with tfs.open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
-        for m in tar:
-            key, _, ext = m.name.rpartition(".")
-            if ext.lower() in IMAGE_EXTS and key in wanted:
-                images[wanted[key]] = tar.extractfile(m).read()
-    missing = [k for k, b in zip(item["keys"], images, strict=True) if b is None]
-    if missing:
-        raise CurateError(f"score: {item['tar']} lacks images for keys {missing[:3]}")
-    n = len(images)
-    return pa.table({"uid": item["uids"], "shard": [item["shard"]] * n, "key": item["keys"],
-                     "caption": pa.array(item["captions"], pa.string()),
-                     "image": pa.array(images, pa.binary())})
-
-
-def plan(run_dir: str) -> list[dict]:
-    """One work item per download shard, listing the keys that dedup kept."""
-    samples = fs.read_table(fs.join(run_dir, "download", "samples"), schema="samples")
-    decisions = fs.read_table(fs.join(run_dir, "dedup", "decisions"), schema="dedup")
-    kept = set(decisions.filter(pc.is_null(decisions.column("reason"))).column("uid").to_pylist())
-    by_shard: dict[str, list[dict]] = defaultdict(list)
-    for r in samples.select(["uid", "shard", "key", "caption"]).to_pylist():
-        if r["uid"] in kept:
-            by_shard[r["shard"]].append(r)
-    items = []
-    for shard in sorted(by_shard):
-        rows = sorted(by_shard[shard], key=lambda r: r["key"])
-        items.append({"shard": shard, "tar": fs.join(run_dir, "download", "shards", shard),
-                      "keys": [r["key"] for r in rows], "uids": [r["uid"] for r in rows],
-                      "captions": [r["caption"] for r in rows]})
-    return items
 
 
 def _emb_folder(alias: str, first: bool) -> str:
@@ -83,15 +42,15 @@ def stage_specs(config: ScoreConfig) -> list[StageSpec]:
     clip = config.clip
     on_gpu = clip.device.startswith("cuda")
     specs = []
-    if config.decode_tasks and not (on_gpu and clip.decode_on_device):
-        specs.append(StageSpec(DecodeStage, DecodeConfig(), batch_size=config.decode_batch_size,
+    if config.decode_tasks and not clip.gpu_decode:
+        specs.append(StageSpec(DecodeStage, decode_config(clip), batch_size=config.decode_batch_size,
                                concurrency=config.decode_concurrency))
     specs.append(StageSpec(ClipStage, clip, batch_size=config.clip_batch_size, concurrency=config.clip_actors,
                            num_gpus=config.clip_num_gpus or (1.0 if on_gpu else 0.0),
                            env={"OMP_NUM_THREADS": str(clip.threads)}))
     # Language ID last: its batches then carry no pixels, and waiting to fill one never stalls decoding.
     specs.append(StageSpec(LangIdStage, config.langid, batch_size=config.langid_batch_size,
-                           concurrency=config.langid_actors))
+                           concurrency=config.langid_actors, num_cpus=0.25))
     return specs
 
 
@@ -131,15 +90,13 @@ def describe(config: ScoreConfig) -> dict:
         raise CurateError(f"score: probe names {clash} repeat or clash with score columns")
     info = LangId(config.langid.model).info
     first = models[0]
-    return {"clip_model": first["name"], "clip_pretrained": first["pretrained"], "clip_revision": first["revision"],
-            "models": models, "probes": probes, "device": clip.device, "precision": clip.precision,
-            "langid_model": Path(info.path).name, "langid_revision": f"sha256:{info.sha256}",
-            "scores_schema": f"scores.v{SCORES_VERSION}"}
-
-
-def _outputs(sd: StageDir, shard: str) -> tuple[str, str]:
-    stem = shard.removesuffix(".tar")
-    return sd.file("scores", f"{stem}.parquet"), sd.file("embeddings", f"{stem}.parquet")
+    out = {"clip_model": first["name"], "clip_pretrained": first["pretrained"], "clip_revision": first["revision"],
+           "models": models, "probes": probes, "device": clip.device, "precision": clip.precision,
+           "langid_model": Path(info.path).name, "langid_revision": f"sha256:{info.sha256}",
+           "scores_schema": f"scores.v{SCORES_VERSION}"}
+    if clip.decoded_by != "exact":  # how images were decoded (absent: in full, as before this field existed)
+        out["decode"] = clip.decoded_by
+    return out
 
 
 def _check_resumable(sd: StageDir, meta: dict) -> None:
@@ -155,7 +112,7 @@ def _check_resumable(sd: StageDir, meta: dict) -> None:
 
 
 def run_score(engine, run_dir: str, config: ScoreConfig | None = None) -> dict:
-    """`engine` is a RayEngine (anything with map_stages)."""
+    """`engine` is a RayEngine (anything with map_shards and for_each)."""
     config = config or ScoreConfig()
     sd, finished = StageDir.start(run_dir, NAME, requires="dedup")
     if finished is not None:
@@ -163,55 +120,27 @@ def run_score(engine, run_dir: str, config: ScoreConfig | None = None) -> dict:
     meta = describe(config)  # a bad --model or probe fails here, before any worker starts
     _check_resumable(sd, meta)
     items = plan(run_dir)
-    todo = [it for it in items if not fs.exists(_outputs(sd, it["shard"])[0])]
-    log.info("score: %d shards, %d to score", len(items), len(todo))
-    parts: dict[str, list[pa.Table]] = defaultdict(list)
-    expected = {it["shard"]: len(it["keys"]) for it in todo}
-    done = 0
-    for batch in engine.map_stages(todo, read_shard, stage_specs(config)):
-        for shard in pc.unique(batch.column("shard")).to_pylist():
-            part = batch.filter(pc.equal(batch.column("shard"), shard))
-            parts[shard].append(part)
-            if sum(p.num_rows for p in parts[shard]) == expected[shard]:
-                _write_shard(sd, shard, pa.concat_tables(parts.pop(shard)), meta)
-                done += 1
-                log.info("score: %d/%d shards written", done, len(todo))
-    if parts:
-        raise CurateError(f"score: incomplete results for shards {sorted(parts)}; rerun to resume")
-    scores = fs.read_table(sd.file("scores"), schema="scores") if items else None
-    stats = StageStats()
-    if scores is not None:
-        reason = pc.if_else(pc.equal(scores.column("status"), "ok"), pa.scalar(None, pa.string()),
-                            scores.column("status"))
-        stats = StageStats.from_table(scores.append_column("reason", reason))
+    done = dataset.list_parts(sd.file("scores"))
+    todo = [it for it in items if dataset.shard_part_name(it["shard"]) not in done]
+    log.info("score: %d shards with kept samples, %d scored before, %d to score", len(items), len(done), len(todo))
+    _remove(sd.file(PIECES))  # an interrupted attempt's pieces: their shards are scored again
+    stats = engine.map_shards(todo, read_shard, stage_specs(config), PieceWriter(sd.path), ShardCommit(sd.path, meta))
+    if done:
+        stats = dataset.merge_stats([stats, engine.for_each(count_scores, [sd.file("scores", n) for n in done],
+                                                            per_task=64)])
+    _remove(sd.file(PIECES))
     fs.write_json(sd.file("models.json"), meta)
-    result = {"stage": NAME, "shards": len(items), **stats.to_dict()}
+    result = {"stage": NAME, "shards": stats.get("shards", 0), "rows_in": stats.get("rows_in", 0),
+              "kept": stats.get("kept", 0), "rejected": dict(sorted(stats.get("rejected", {}).items()))}
+    if config.clip.gpu_decode:
+        result["gpu_decode_fallbacks"] = fallbacks = stats.get("gpu_decode_fallbacks", 0)
+        if fallbacks:
+            log.warning("score: nvjpeg refused %d JPEGs; they were decoded on the CPU (or failed there)", fallbacks)
     sd.finish(result)
     return result
 
 
-def _with_meta(table: pa.Table, meta: dict[str, str]) -> pa.Table:
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: v for k, v in meta.items()}})
-
-
-def _write_shard(sd: StageDir, shard: str, table: pa.Table, meta: dict) -> None:
-    table = table.sort_by([("key", "ascending")])
-    stem = shard.removesuffix(".tar")
-    ok = table.filter(pc.equal(table.column("status"), "ok"))
-    for i, model in enumerate(meta["models"]):
-        if model["embeddings"] is None:
-            continue
-        img_col, txt_col = embedding_columns(model["alias"], i == 0)
-        emb = ok.select(["uid", img_col, txt_col]).rename_columns(["uid", "image_embedding", "text_embedding"])
-        emb = _with_meta(schemas.conform(emb, "embeddings"), {
-            "curate.model.alias": model["alias"], "curate.model.name": model["name"],
-            "curate.model.pretrained": model["pretrained"], "curate.model.revision": model["revision"]})
-        fs.write_table(emb, sd.file(model["embeddings"], f"{stem}.parquet"))
-    columns = [*schemas.load("scores", SCORES_VERSION).names, *(c for m in meta["models"] for c in m["columns"]
-                                                                 if c != "clip_similarity"),
-               *(p["name"] for p in meta["probes"])]
-    scores = schemas.conform(table.select(columns), "scores", SCORES_VERSION)
-    scores = _with_meta(scores, {"curate.models": ",".join(f"{m['alias']}={m['name']}:{m['pretrained']}"
-                                                           for m in meta["models"])})
-    fs.write_table(scores, _outputs(sd, shard)[0])  # written last: marks the shard complete
-    log.info("score: wrote %s (%d rows)", shard, table.num_rows)
+def _remove(path: str) -> None:
+    ffs, p = fs.url_to_fs(path)
+    if ffs.exists(p):
+        ffs.rm(p, recursive=True)

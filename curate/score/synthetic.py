@@ -1,10 +1,13 @@
-"""A synthetic run directory that is ready to score: JPEG shards as the download stage writes them, their
-samples table and dedup decisions. Used by the score tests and `bench/bench_score.py`; needs no server,
-no Spark and no network.
+"""A synthetic run directory that is ready to score, laid out as download and dedup write it: per download
+shard NNNNN a tar `download/shards/NNNNN.tar`, a samples part `download/samples/NNNNN.parquet` (sorted by
+uid) and a decisions part `dedup/decisions/NNNNN.parquet`. Used by the score tests and benches; needs no
+server, no Spark and no network.
 
 Each sample is one of the demo's coloured shapes (curate/demo/shapes.py) with a matched caption, or, for
 every `mismatch_every`-th sample, a caption of another scene; `corrupt` samples hold bytes that are not
-an image, so scoring must give them status decode_error.
+an image, so scoring must give them status decode_error. Every `reject_every`-th sample is rejected by
+dedup (duplicate_url), and the last `failed_shards` shards failed to download entirely (no images, no
+decisions part), so scoring must skip both.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class SyntheticRun:
     corrupt: int = 2  # samples whose bytes are not an image
     png_every: int = 5  # every k-th image is a PNG (the rest JPEG) (0: none)
     seed: int = 0
+    reject_every: int = 0  # every k-th sample is a duplicate that dedup rejected (0: none)
+    failed_shards: int = 0  # the last shards' downloads all failed: no images and no decisions part
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -43,14 +48,15 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> pa.Table:
     """Write `run_dir`/download and `run_dir`/dedup (both complete); return the labels: uid, key, shard,
-    matched (caption describes the image) and corrupt."""
+    matched (caption describes the image), corrupt and scored (reached scoring: downloaded and kept)."""
     rng = random.Random(cfg.seed)
     corrupt = set(rng.sample(range(cfg.n), cfg.corrupt)) if cfg.corrupt else set()
-    rows, labels = [], []
+    labels = []
     per_shard = -(-cfg.n // cfg.shards)
     for s in range(cfg.shards):
         shard = f"{s:05d}.tar"
-        buf = io.BytesIO()
+        failed = s >= cfg.shards - cfg.failed_shards
+        buf, rows, decisions = io.BytesIO(), [], []
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for i in range(s * per_shard, min(cfg.n, (s + 1) * per_shard)):
                 scene = random_scene(rng)
@@ -63,20 +69,31 @@ def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> pa.Table:
                 caption = english_caption(scene if matched else other_scene(scene, rng), rng)
                 key = f"{s:05d}{i:06d}"
                 uid = hashlib.md5(f"{cfg.seed}/{i}".encode()).hexdigest()
-                _add(tar, f"{key}.{'png' if png else 'jpg'}", data)
-                _add(tar, f"{key}.txt", caption.encode())
-                rows.append({"uid": uid, "url": f"http://127.0.0.1/{i}.jpg", "caption": caption, "status": "success",
-                             "error": None, "sha256": hashlib.sha256(data).hexdigest(), "width": w, "height": h,
+                rejected = bool(cfg.reject_every) and i % cfg.reject_every == cfg.reject_every - 1
+                if not failed:
+                    _add(tar, f"{key}.{'png' if png else 'jpg'}", data)
+                    _add(tar, f"{key}.txt", caption.encode())
+                    decisions.append({"uid": uid, "url_canonical": f"http://127.0.0.1/{i}.jpg",
+                                      "sha256": hashlib.sha256(data).hexdigest(),
+                                      "reason": "duplicate_url" if rejected else None, "duplicate_of": None})
+                rows.append({"uid": uid, "url": f"http://127.0.0.1/{i}.jpg", "caption": caption,
+                             "status": "error" if failed else "success",
+                             "error": "HTTP Error 404: Not Found" if failed else None,
+                             "sha256": None if failed else hashlib.sha256(data).hexdigest(), "width": w, "height": h,
                              "original_width": w, "original_height": h, "shard": shard, "key": key})
                 labels.append({"uid": uid, "key": key, "shard": shard, "matched": matched,
-                               "corrupt": i in corrupt})
+                               "corrupt": i in corrupt, "scored": not (failed or rejected)})
+        part = f"{s:05d}.parquet"
         fs.write_bytes(fs.join(run_dir, "download", "shards", shard), buf.getvalue())
-    samples = pa.Table.from_pylist(rows, schema=schemas.load("samples"))
-    fs.write_table(samples, fs.join(run_dir, "download", "samples", "00000.parquet"), schema="samples")
-    StageDir(run_dir, "download").finish({"stage": "download", "rows_in": cfg.n, "kept": cfg.n, "rejected": {}})
-    decisions = pa.Table.from_pylist([{"uid": r["uid"], "url_canonical": r["url"], "sha256": r["sha256"],
-                                       "reason": None, "duplicate_of": None} for r in rows],
-                                     schema=schemas.load("dedup"))
-    fs.write_table(decisions, fs.join(run_dir, "dedup", "decisions", "00000.parquet"), schema="dedup")
-    StageDir(run_dir, "dedup").finish({"stage": "dedup", "rows_in": cfg.n, "kept": cfg.n, "rejected": {}})
+        samples = pa.Table.from_pylist(rows, schema=schemas.load("samples")).sort_by("uid")
+        fs.write_table(samples, fs.join(run_dir, "download", "samples", part), schema="samples")
+        if decisions:
+            table = pa.Table.from_pylist(decisions, schema=schemas.load("dedup")).sort_by("uid")
+            fs.write_table(table, fs.join(run_dir, "dedup", "decisions", part), schema="dedup")
+    failed_shards = {f"{s:05d}.tar" for s in range(cfg.shards - cfg.failed_shards, cfg.shards)}
+    n_ok = sum(r["shard"] not in failed_shards for r in labels)
+    StageDir(run_dir, "download").finish({"stage": "download", "rows_in": cfg.n, "kept": n_ok, "rejected": {}})
+    kept = sum(r["scored"] for r in labels)
+    StageDir(run_dir, "dedup").finish({"stage": "dedup", "rows_in": n_ok, "kept": kept,
+                                       "rejected": {"duplicate_url": n_ok - kept} if n_ok > kept else {}})
     return pa.Table.from_pylist(labels)

@@ -1,18 +1,21 @@
 """The pipeline with its run on an object store: a real S3 API (moto's server mode) on loopback, the input,
-the hash list and the eval images on S3 too, run through the CLI as a user would; every output file equals
-the one a local run writes, byte for byte."""
+the hash list and the eval images on S3 too, run through the CLI as a user would (download and dedup on
+Spark, score on Ray, whose workers read the shards from S3 and write their parts there); every output file
+equals the one a local run writes, byte for byte."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.ray, pytest.mark.slow]
 
 BUCKET = "curate-test"
 
@@ -65,7 +68,7 @@ def _s3_digests(s3, root: str) -> dict[str, str]:
     return out
 
 
-def test_download_and_dedup_on_s3_equal_a_local_run(s3_env, small_pool, tmp_path):
+def test_download_dedup_and_score_on_s3_equal_a_local_run(s3_env, small_pool, tmp_path):
     env, s3 = s3_env
     pool, server = small_pool
     port = server.base_url.rsplit(":", 1)[1]
@@ -83,6 +86,12 @@ def test_download_and_dedup_on_s3_equal_a_local_run(s3_env, small_pool, tmp_path
     _curate(["download", remote, "--input", f"s3://{BUCKET}/input/urls.parquet", *common], env, scratch)
     _curate(["dedup", remote, "--hash-list", f"s3://{BUCKET}/input/hashlist.txt", "--eval-images",
              f"s3://{BUCKET}/input/eval"], env, scratch)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rs"))  # short: Ray's socket paths must fit in 107 bytes
+    try:
+        for run in (str(local), remote):
+            _curate(["score", run, "--probe", "is_red"], env, ray_tmp)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
     want = _local_digests(local)
     got = _s3_digests(s3, f"{BUCKET}/run")
@@ -91,4 +100,6 @@ def test_download_and_dedup_on_s3_equal_a_local_run(s3_env, small_pool, tmp_path
     # the plan records where its input was; every other file is the same bytes
     assert different == ["download/urls/_plan.json"]
     assert any(k.startswith("dedup/decisions/") for k in got) and any(k.endswith(".tar") for k in got)
-    assert not [k for k in got if "/_tmp." in k or k.startswith(("download/_raw", "dedup/_work"))]
+    assert any(k.startswith("score/scores/") for k in got) and any(k.startswith("score/embeddings/") for k in got)
+    assert "score/_SUCCESS" in got
+    assert not [k for k in got if "/_tmp." in k or k.startswith(("download/_raw", "dedup/_work", "score/_pieces"))]

@@ -1,4 +1,5 @@
-"""RayEngine.map_stages on a real local Ray: stateless stages in tasks, model stages in actor pools."""
+"""RayEngine.map_stages and map_shards on a real local Ray: stateless stages in tasks, model stages in actor
+pools; map_shards from storage to storage, with the driver seeing counts only."""
 
 from __future__ import annotations
 
@@ -81,3 +82,61 @@ def test_a_stage_error_is_one_curate_error_line(engine):
 
 def test_no_items_no_work(engine):
     assert list(engine.map_stages([], _read, [StageSpec(Double, AddConfig())])) == []
+
+
+def _read_shard(item: dict) -> pa.Table:
+    """Shard i holds i rows (shard 0 none), x = 10 i + j."""
+    n = item["i"]
+    return pa.table({"shard": [f"s{item['i']}"] * n, "x": [10 * item["i"] + j for j in range(n)],
+                     "expected": [n] * n})
+
+
+class _Pieces:
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from curate.io import dataset, fs
+
+        out = []
+        for shard in pc.unique(batch.column("shard")).to_pylist():
+            rows = batch.filter(pc.equal(batch.column("shard"), shard))
+            first = min(rows.column("x").to_pylist())
+            dataset.write_part(rows.select(["x", "z"]), fs.join(self.folder, shard, f"{first:05d}.parquet"))
+            out.append({"shard": shard, "rows": rows.num_rows, "expected": rows.column("expected")[0].as_py()})
+        return pa.Table.from_pylist(out)
+
+
+class _Commit:
+    def __init__(self, folder: str, fail: str | None = None) -> None:
+        self.folder, self.fail = folder, fail
+
+    def __call__(self, item: dict) -> dict:
+        from curate.io import dataset, fs
+
+        if item["shard"] == self.fail:
+            raise CurateError(f"commit: cannot write {item['shard']}\nsecond line")
+        rows = pa.concat_tables(dataset.read_part(p) for p in dataset.part_paths(fs.join(self.folder, item["shard"])))
+        fs.write_json(fs.join(self.folder, item["shard"] + ".json"), sorted(rows.column("z").to_pylist()))
+        return {"shards": 1, "rows": rows.num_rows, "by_shard": {item["shard"]: item["expected"]}}
+
+
+def test_map_shards_commits_each_shard_once_with_all_its_rows(engine, tmp_path):
+    import json
+
+    specs = [StageSpec(Double, AddConfig(), batch_size=3), StageSpec(AddOnce, AddConfig(amount=1), batch_size=4)]
+    items = [{"i": i} for i in range(6)]
+    stats = engine.map_shards(items, _read_shard, specs, _Pieces(str(tmp_path)), _Commit(str(tmp_path)))
+    # shards 1..5 hold 1+2+3+4+5 rows; shard 0 holds none and is never committed
+    assert stats == {"shards": 5, "rows": 15, "by_shard": {f"s{i}": i for i in range(1, 6)}}
+    for i in range(1, 6):
+        assert json.loads((tmp_path / f"s{i}.json").read_text()) == [2 * (10 * i + j) + 1 for j in range(i)]
+    assert not (tmp_path / "s0.json").exists()
+
+
+def test_map_shards_a_failed_commit_is_one_curate_error_line(engine, tmp_path):
+    specs = [StageSpec(Double, AddConfig()), StageSpec(AddOnce, AddConfig())]
+    with pytest.raises(CurateError, match="^commit: cannot write s2$"):
+        engine.map_shards([{"i": i} for i in range(4)], _read_shard, specs, _Pieces(str(tmp_path)),
+                          _Commit(str(tmp_path), fail="s2"))
+    assert engine.map_shards([], _read_shard, specs, _Pieces(str(tmp_path)), _Commit(str(tmp_path))) == {}

@@ -1,5 +1,6 @@
-"""The score stage on a real local Ray: output layout and metadata, several models and probes, and a run
-killed with SIGKILL that resumes to the same bytes as an uninterrupted one."""
+"""The score stage on a real local Ray: output layout and metadata, several models and probes, the same
+bytes as the stages composed in this process, and a run killed with SIGKILL that resumes to the same
+bytes as an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ import pytest
 from curate.engines.ray import RayEngine
 from curate.errors import CurateError
 from curate.score.config import ClipConfig, ScoreConfig
-from curate.score.run import run_score
+from curate.score.run import describe, run_score
+from curate.score.shards import plan, read_shard, write_shard
+from curate.score.stages import ClipStage, DecodeStage, LangIdStage, decode_config
 from curate.score.synthetic import SyntheticRun, make_run
+from curate.stage import build
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -75,6 +79,40 @@ def test_bad_model_or_probe_fails_before_any_worker(engine, tmp_path):
         run_score(engine, str(run), ScoreConfig(clip=ClipConfig(model="NoSuchNet:openai")))
     with pytest.raises(CurateError, match="not configured"):
         run_score(engine, str(run), ScoreConfig(clip=ClipConfig(model="x=tiny", probes=("is_red",))))
+
+
+def test_storage_to_storage_equals_the_stages_run_in_this_process(engine, tmp_path):
+    """Dedup rejections, a shard that failed to download, corrupt images and PNGs; batches that cut across
+    shards. Every part Ray's workers write equals the one this process writes from the same stages."""
+    pool = SyntheticRun(n=45, shards=5, corrupt=2, reject_every=4, failed_shards=1, seed=8)
+    run = tmp_path / "run"
+    labels = make_run(str(run), pool)
+    config = ScoreConfig(clip=ClipConfig(probes=("is_red",)), **SMALL)
+    result = run_score(engine, str(run), config)
+    scored = labels.filter(labels.column("scored"))
+    bad = scored.filter(scored.column("corrupt")).num_rows
+    assert result == {"stage": "score", "shards": 4, "rows_in": scored.num_rows, "kept": scored.num_rows - bad,
+                      "rejected": {"decode_error": bad} if bad else {}}
+    ref = tmp_path / "ref"
+    stages = [build(DecodeStage, decode_config(config.clip)), build(ClipStage, config.clip),
+              build(LangIdStage, config.langid)]
+    for item in plan(str(run)):
+        table = read_shard(item)
+        for stage in stages:
+            table = stage(table)
+        write_shard(str(ref), item["shard"], table, describe(config))
+    got = _digest(run / "score")
+    assert {k: v for k, v in got.items() if not k.startswith(("_", "models.json"))} == _digest(ref)
+    assert sorted(got) == sorted(["_SUCCESS", "_config.json", "_stats.json", "models.json", *_digest(ref)])
+    assert pq.read_table(run / "score" / "scores").num_rows == scored.num_rows
+
+
+def test_a_missing_tar_is_one_line_naming_it(engine, tmp_path):
+    run = tmp_path / "run"
+    make_run(str(run), SyntheticRun(n=8, shards=2, corrupt=0))
+    (run / "download" / "shards" / "00001.tar").unlink()
+    with pytest.raises(CurateError, match=r"^score: \S+/download/shards/00001\.tar is missing, but its shard has kept"):
+        run_score(engine, str(run), ScoreConfig())
 
 
 _CHILD = """
