@@ -103,11 +103,16 @@ def shard_places(item: dict) -> dict:
     return out
 
 
-def audit(run: str, engine=None) -> Audit:
-    """The audit of a finished run on `engine` (default: this process, which reads one shard at a time)."""
+def check_finished(run: str) -> None:
+    """One line naming the stages of `run` that have not finished, if any."""
     missing = [s for s in STAGES if not StageDir(run, s).done()]
     if missing:
         raise CurateError(f"audit: {run} has unfinished stages: {', '.join(missing)}")
+
+
+def audit(run: str, engine=None) -> Audit:
+    """The audit of a finished run on `engine` (default: this process, which reads one shard at a time)."""
+    check_finished(run)
     if engine is None:
         from curate.engines.local import LocalEngine
 

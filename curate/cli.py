@@ -23,9 +23,10 @@ log = logging.getLogger("curate")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from curate.audit import audit
+    from curate.audit import audit, check_finished
     from curate.pipeline import format_funnel
 
+    check_finished(args.run)  # before any JVM starts: the error is all the user sees
     if args.engine == "spark":
         from curate.cliutil import spark_engine
 

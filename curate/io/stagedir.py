@@ -51,7 +51,13 @@ class StageDir:
         if sd.done():
             log.info("%s: already complete in %s", name, sd.path)
             return sd, sd.stats()
-        if requires is not None and not cls(run, requires).done():
-            raise CurateError(f"{name}: {fs.join(run, requires)} is not complete; run `curate {requires}` first")
+        cls.check_ready(run, name, requires)
         sd.begin()
         return sd, None
+
+    @classmethod
+    def check_ready(cls, run: str, name: str, requires: str | None) -> None:
+        """Raise the one-line error `start` would when stage `requires` has not finished: a CLI calls it
+        before it starts an engine, so the error is all the user sees."""
+        if requires is not None and not cls(run, requires).done():
+            raise CurateError(f"{name}: {fs.join(run, requires)} is not complete; run `curate {requires}` first")

@@ -17,6 +17,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     from curate.io.stagedir import StageDir
 
     if args.engine == "spark" and not StageDir(args.run, "select").done():  # a finished one needs no JVM
+        StageDir.check_ready(args.run, "select", "score")  # before the JVM: the error is all the user sees
         with spark_engine(args) as engine:
             report(run_select(args.run, config, engine))
     else:
