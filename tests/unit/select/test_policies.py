@@ -107,10 +107,24 @@ def test_relaion_research_safe_adds_the_nsfw_probe(pool):
 
 def test_reason_is_the_first_failing_step_in_policy_order(pool):
     frame, _ = decide(pool, {"target_size": 30, "steps": [{"step": "clip_score"}, "datacomp_basic"]})
-    steps = frame.column("_step").to_pylist()
-    # the target step runs last, but a row under its cut that basic also rejects is named by clip_score
-    assert "clip_score" in steps and "datacomp_basic" in steps
-    assert kept(frame).sum() == 30
+    # worked out here: basic's rules (English, > 2 words, > 5 chars, short side >= 200, aspect <= 3), then
+    # the target's cut, chosen among the rows basic keeps: the 30th by (clip_similarity desc, uid asc)
+    caps = pool.column("caption").to_pylist()
+    w, h = pool.column("original_width").to_numpy(), pool.column("original_height").to_numpy()
+    basic_ok = ((np.array(pool.column("language").to_pylist()) == "en")
+                & np.array([len(c.split()) > 2 and len(c) > 5 for c in caps])
+                & (np.minimum(w, h) >= 200) & (np.maximum(w, h) <= 3 * np.minimum(w, h)))
+    sim, uids = pool.column("clip_similarity").to_numpy(), pool.column("uid").to_pylist()
+    ranked = sorted((-float(sim[i]), uids[i]) for i in np.flatnonzero(basic_ok))
+    cut = ranked[29]
+    below = np.array([(-float(s), u) > cut for s, u in zip(sim, uids, strict=True)])
+    steps = np.array(frame.column("_step").to_pylist(), dtype=object)
+    reasons = np.array(frame.column("_reason").to_pylist(), dtype=object)
+    both = below & ~basic_ok  # rejected by both steps: clip_score comes first in the policy, so it names them
+    assert both.sum() > 10
+    assert (steps[both] == "clip_score").all() and (reasons[both] == "low_clip_score").all()
+    assert (steps[~below & ~basic_ok] == "datacomp_basic").all()
+    assert (kept(frame) == (~below & basic_ok)).all() and kept(frame).sum() == 30
 
 
 def test_datacomp_text_filter_needs_an_imagenet_lemma(pool):

@@ -83,14 +83,34 @@ def test_target_size_from_the_cli_and_rerun_is_a_no_op(tmp_path, capsys):
 
 
 def test_legacy_flags_and_image_policy_file(tmp_path):
-    pool, _ = make_run(tmp_path)
-    ref = tmp_path / "ref.npy"
-    np.save(ref, np.array(pool.column("image_embedding").to_pylist()[:2], dtype=np.float32))
+    pool, scored = make_run(tmp_path)
+    emb = np.array(pool.column("image_embedding").to_pylist(), dtype=np.float32)
+    ref, centroids = tmp_path / "ref.npy", tmp_path / "centroids.npy"
+    np.save(ref, emb[:2])
+    np.save(centroids, emb[[3, 10, 20, 40]] / np.linalg.norm(emb[[3, 10, 20, 40]], axis=1, keepdims=True))
     policy = tmp_path / "one-b.yaml"
     policy.write_text(f"name: tiny-1b\nsteps:\n  - {{step: clip_score, column: clip_vit_l_14, fraction: 0.3}}\n"
-                      f"  - {{step: datacomp_image, reference: {ref}, k: 4, train_rows: 100}}\n")
-    stats = run_select(str(tmp_path), SelectConfig(policy=str(policy), engine="local"))
-    assert stats["rejected"].get("not_near_reference_cluster", 0) + stats["kept"] > 0
+                      f"  - {{step: datacomp_image, reference: {ref}, centroids: {centroids}}}\n")
+    run_select(str(tmp_path), SelectConfig(policy=str(policy), engine="local"))
+    # worked out here, as DataComp's code does it: the L/14 threshold at index int(n * 0.3) of the scored
+    # pool's descending scores; English captions of more than one fasttext word and five characters; the
+    # nearest centroid (argmax of the dot product with the normalised embedding) among the reference's
+    rows = [r for r in pool.to_pylist() if r["uid"] in scored]
+    score = np.sort(np.array([r["clip_vit_l_14"] for r in rows], dtype=np.float64))[::-1]
+    threshold = score[int(len(rows) * 0.3)]
+    c = np.load(centroids)
+    targets = set(np.argmax(np.load(ref) @ c.T, axis=1).tolist())
+    import fasttext
+
+    want = set()
+    for r in rows:
+        x = np.array(r["image_embedding"], dtype=np.float32)
+        near = int(np.argmax((x / np.linalg.norm(x)) @ c.T))
+        if (r["clip_vit_l_14"] >= threshold and r["language"] == "en" and len(fasttext.tokenize(r["caption"])) > 1
+                and len(r["caption"]) > 5 and near in targets):
+            want.add(r["uid"])
+    dec = pq.read_table(tmp_path / "select" / "decisions")
+    assert set(dec.filter(dec.column("kept")).column("uid").to_pylist()) == want and want
     with pytest.raises(CurateError, match="no policy"):
         SelectConfig(policy="missing").resolve_policy()
 
