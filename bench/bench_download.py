@@ -9,6 +9,11 @@ processes, the same threads per process and samples per shard, no resizing and s
 is started before curate's timing and timed separately (a cluster job has one already). Reported: rows
 per second per core, end to end (img2dataset's times include its process start-up, ours Spark's Python
 workers' start-up), and curate / img2dataset.
+
+curate runs twice per round: with every check of issue 17 on (robots.txt and TDMRep per host, X-Robots-Tag,
+per-host politeness at its defaults, a denylist of 1,000 URLs, domains and uids that match no pool row, and
+the pool's safety hash list plus 16 PDQ entries, so every body gets md5, sha1, sha256, pHash and PDQ before
+it is written), and with them off (`--no-robots --no-tdmrep`, no lists), to show what the checks cost.
 """
 
 from __future__ import annotations
@@ -35,12 +40,30 @@ def _img2dataset(pool: Path, out: Path, threads: int, shard_size: int) -> float:
     return time.perf_counter() - start
 
 
-def _curate(engine, pool: Path, out: Path, port: int, threads: int, shard_size: int) -> tuple[float, dict]:
+def _lists(pool: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(denylists, hash lists) for the checked run: a denylist that matches no pool row (its cost, not its
+    effect) and the pool's hash list plus PDQ entries (so every body is PDQ-hashed too)."""
+    import random
+
+    rng = random.Random(0)
+    deny = pool / "bench-denylist.txt"
+    deny.write_text("".join(f"http://deny-{i}.example.org/img/{i}.jpg\n" for i in range(400))
+                    + "".join(f"deny-{i}.example.net\n" for i in range(300))
+                    + "".join(f"{rng.getrandbits(128):032x}\n" for i in range(300)))
+    pdq = pool / "bench-pdq.txt"
+    pdq.write_text("".join(f"pdq:{rng.getrandbits(256):064x}\n" for _ in range(16)))
+    return (str(deny),), (str(pool / "hashlist.txt"), str(pdq))
+
+
+def _curate(engine, pool: Path, out: Path, port: int, threads: int, shard_size: int,
+            checks: bool = True) -> tuple[float, dict]:
     from curate.download.config import DownloadConfig
     from curate.download.run import run_download
 
+    denylists, hash_lists = _lists(pool) if checks else ((), ())
     config = DownloadConfig(input=str(pool / "urls.parquet"), shard_size=shard_size, threads=threads, timeout=5,
-                            allow_addresses=(f"127.0.0.1:{port}",))
+                            allow_addresses=(f"127.0.0.1:{port}",), robots=checks, tdmrep=checks,
+                            denylists=denylists, hash_lists=hash_lists)
     start = time.perf_counter()
     stats = run_download(engine, str(out), config)
     return time.perf_counter() - start, stats
@@ -75,7 +98,10 @@ def main(argv: list[str]) -> None:
                     rows.append(("img2dataset 1.47 (multiprocessing, 2 processes)", args.n, t, "-"))
                     t, stats = _curate(engine, root / "pool", root / f"curate-{r}", port, args.threads,
                                        args.shard_size)
-                    rows.append(("curate download (Spark local[2])", args.n, t, f"{stats['kept']} kept"))
+                    rows.append(("curate download, all checks (Spark local[2])", args.n, t, _note(stats)))
+                    t, stats = _curate(engine, root / "pool", root / f"curate-bare-{r}", port, args.threads,
+                                       args.shard_size, checks=False)
+                    rows.append(("curate download, checks off (Spark local[2])", args.n, t, _note(stats)))
     print(f"\nmachine: {platform.node()} {CORES} cores used, Python {platform.python_version()}; "
           f"Spark session start (excluded): {spark_start:.1f} s\n")
     print("| downloader | rows | seconds | rows/s | rows/s per core | note |")
@@ -83,9 +109,16 @@ def main(argv: list[str]) -> None:
     for name, n, t, note in rows:
         print(f"| {name} | {n} | {t:.1f} | {n / t:.0f} | {n / t / CORES:.0f} | {note} |")
     i2d = [n / t for name, n, t, _ in rows if name.startswith("img2dataset")]
-    ours = [n / t for name, n, t, _ in rows if name.startswith("curate")]
-    # round 1 is like for like (both start their worker processes cold); from round 2 on, Spark's Python
-    # workers are reused with img2dataset already imported, while img2dataset starts fresh processes again
-    for r, (a, b) in enumerate(zip(ours, i2d, strict=True), 1):
-        print(f"round {r}: curate / img2dataset throughput {a / b:.2f}" + (" (both cold; goal >= 0.9)" if r == 1
-                                                                           else " (Spark workers warm)"))
+    ours = [n / t for name, n, t, _ in rows if "all checks" in name]
+    bare = [n / t for name, n, t, _ in rows if "checks off" in name]
+    # round 1's checked run is like for like (both start their worker processes cold); after it, Spark's
+    # Python workers are reused with img2dataset already imported, while img2dataset starts fresh processes
+    for r, (a, b, c) in enumerate(zip(ours, i2d, bare, strict=True), 1):
+        print(f"round {r}: curate (all checks) / img2dataset throughput {a / b:.2f}"
+              + (" (both cold; goal >= 0.9)" if r == 1 else " (Spark workers warm)")
+              + f"; curate all checks / checks off {a / c:.2f} (both Spark workers warm after round 1's first)")
+
+
+def _note(stats: dict) -> str:
+    rejected = stats.get("rejected") or {}
+    return f"{stats['kept']} kept; " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))

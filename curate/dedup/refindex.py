@@ -57,7 +57,8 @@ class RefIndex:
             return best
         if self.layout is None:
             for start in range(0, len(q), _CHUNK):
-                d = np.bitwise_count(q[start:start + _CHUNK, None, :] ^ self.refs[None, :, :]).sum(axis=2, dtype=np.int64)
+                x = q[start:start + _CHUNK, None, :] ^ self.refs[None, :, :]
+                d = np.bitwise_count(x).sum(axis=2, dtype=np.int64)
                 low = d.min(axis=1)
                 best[start:start + _CHUNK] = np.where(low <= self.distance, low, -1)
             return best

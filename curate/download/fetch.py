@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 # img2dataset 1.47's User-Agent, so that servers see what they saw before (a token is appended as it does)
 USER_AGENT = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:72.0) Gecko/20100101 Firefox/72.0"
-ROBOTS_AGENT = "img2dataset"  # the robots.txt user agent we answer to (sites name img2dataset's), plus any token
+# the robots.txt user agents we answer to, plus any --user-agent-token: a URL is fetched only when each of them
+# may fetch it. Sites name img2dataset's; "curate" is named by no one yet, so the `*` group applies to it (a
+# site with an img2dataset group and a `*` group gets both honoured).
+ROBOTS_AGENTS = ("curate", "img2dataset")
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class Fetcher:
         one_try = replace(settings.limits, retries=0)  # retries are per host here (politeness), not per open
         self.opener = build_opener(policy, one_try, on_hop=self._hop)
         self.plain = build_opener(policy, one_try)  # robots.txt and tdmrep.json: no consent check of their own
-        agents = (ROBOTS_AGENT,) + ((settings.token,) if settings.token else ())
+        agents = ROBOTS_AGENTS + ((settings.token,) if settings.token else ())
         self.consent = Consent(self._text, settings.consent_dir, agents, settings.robots, settings.tdmrep)
         self.polite = politeness or Politeness(settings.polite)
         self.directives = frozenset(d.strip().lower() for d in settings.directives)

@@ -58,7 +58,9 @@ def run_checks(config: DownloadConfig, root: str) -> RunChecks:
 
 def make_downloader(config: DownloadConfig, raw_dir: str, checks: RunChecks | None = None) -> CuratedDownloader:
     resizer = Resizer(image_size=config.image_size, resize_mode=config.resize_mode,
-                      resize_only_if_bigger=True, encode_format=config.encode_format, skip_reencode=True)
+                      resize_only_if_bigger=True, encode_format=config.encode_format, skip_reencode=True,
+                      # img2dataset reads png's "quality" as the zlib level (0-9); 6 is zlib's default
+                      encode_quality=6 if config.encode_format == "png" else 95)
     checks = checks or RunChecks()
     inner = FaceBlur(resizer, config.encode_format) if checks.blur_faces else resizer
     return CuratedDownloader(

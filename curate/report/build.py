@@ -13,7 +13,7 @@ from collections.abc import Callable
 from html import escape
 
 from curate.io import fs
-from curate.report import data, images, svg
+from curate.report import data, failures, images, svg
 
 log = logging.getLogger(__name__)
 KEPT_SAMPLES = 24
@@ -74,6 +74,7 @@ def render(run: str) -> str:
     funnel = data.funnel(run)
     sections = [
         _section("Funnel", "funnel", lambda: _funnel(funnel)),
+        _section("Download failures", "download-failures", lambda: failures.section(run)),
         _section("Score distributions and policy thresholds", "scores", lambda: _scores(run)),
         _section("Languages before and after selection", "languages", lambda: _languages(run)),
         _section("Selection weights", "weights", lambda: _weights(run)),

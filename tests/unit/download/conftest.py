@@ -18,6 +18,7 @@ Routes (the query string is ignored unless a route reads it):
   /reset                 closes the connection without an answer
   /missing               404
   /robots.txt            the server's `robots` text for the request's Host (`robots_by_host`), else 404
+                         ("HTTP 503" as the text: that status)
   /.well-known/tdmrep.json  the server's `tdmrep` JSON, else 404
   /storm/N/S             429 with Retry-After: S on the first N requests, then an image
   /always/CODE/S         always CODE (429, 503, ...) with Retry-After: S (no header when S is "none")
@@ -214,6 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
             text = self.server.robots_by_host.get(host, self.server.robots)
             if text is None:
                 self._send(404, b"missing", "text/plain")
+            elif text.startswith("HTTP "):  # "HTTP 503": that status
+                self._send(int(text.split()[1]), b"unavailable", "text/plain")
             else:
                 self._send(200, text.encode(), "text/plain")
         elif path == "/.well-known/tdmrep.json":

@@ -43,3 +43,28 @@ def test_bad_input_is_one_line_before_any_engine(tmp_path, capsys):
     assert main(["download", str(tmp_path / "run"), "--input", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("curate: error:") and "missing column 'url'" in err and "\n" not in err
+
+
+def test_consent_safety_and_politeness_flags_reach_the_config():
+    args = build_parser().parse_args([
+        "download", "RUN", "--input", "in.parquet", "--denylist", "a.txt", "--denylist", "s3://b/deny.parquet",
+        "--hash-list", "h.csv", "--hash-list", "h2.txt", "--hash-list-distance", "4", "--hash-list-pdq-distance",
+        "20", "--no-robots", "--no-tdmrep", "--no-blur-faces", "--host-concurrency", "2", "--host-rate", "5",
+        "--host-give-up", "3", "--retry-after-max", "30"])
+    config = config_from_args(args)
+    assert (config.denylists, config.hash_lists, config.hash_list_distance, config.hash_list_pdq_distance) == (
+        ("a.txt", "s3://b/deny.parquet"), ("h.csv", "h2.txt"), 4, 20)
+    assert (config.robots, config.tdmrep, config.blur_faces) == (False, False, False)
+    assert (config.host_concurrency, config.host_rate, config.host_give_up, config.retry_after_max) == (2, 5.0, 3, 30)
+    # robots.txt and TDMRep are on unless turned off; face blurring follows the preset unless a flag says
+    d = config_from_args(build_parser().parse_args(["download", "RUN", "--input", "in.parquet"]))
+    assert (d.robots, d.tdmrep, d.blur_faces, d.hash_list_pdq_distance) == (True, True, None, 31)
+
+
+def test_help_names_every_consent_flag(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["download", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--denylist", "--hash-list", "--hash-list-pdq-distance", "--no-robots", "--no-tdmrep",
+                 "--blur-faces", "--host-concurrency", "--host-rate", "--host-give-up", "--retry-after-max"):
+        assert flag in text, flag

@@ -70,8 +70,24 @@ def test_datacomp_preset_keeps_uids_and_carries_metadata(tmp_path):
     path = _write(tmp_path, pa.table({"uid": ["c" * 32], "url": ["http://a/1"], "text": ["a dog"],
                                       "original_width": [640], "original_height": [480], "sha256": ["f" * 64]}))
     row = read_input(DownloadConfig(input=path, preset="datacomp")).to_pylist()[0]
+    # urls.v3: no opt_out or face_bboxes column in the input gives nulls (fetched, nothing blurred)
     assert row == {"uid": "c" * 32, "url": "http://a/1", "caption": "a dog", "input_width": 640,
-                   "input_height": 480, "input_sha256": "f" * 64, "similarity": None, "source": None}
+                   "input_height": 480, "input_sha256": "f" * 64, "similarity": None, "source": None,
+                   "opt_out": None, "face_bboxes": None}
+
+
+def test_datacomp_face_boxes_and_opt_out_are_carried_for_the_fetch(tmp_path):
+    boxes = pa.array([[[0.1, 0.2, 0.3, 0.4]], None], pa.list_(pa.list_(pa.float64())))
+    path = _write(tmp_path, pa.table({"uid": ["c" * 32, "d" * 32], "url": ["http://a/1", "http://a/2"],
+                                      "text": ["x", "y"], "face_bboxes": boxes, "opt_out": [True, None]}))
+    t = read_input(DownloadConfig(input=path, preset="datacomp"))
+    assert t.column("face_bboxes").to_pylist() == ["[[0.1,0.2,0.3,0.4]]", None]
+    assert t.column("opt_out").to_pylist() == [True, None]
+    # the plain preset reads opt_out too, but no face boxes unless --blur-faces asks for them
+    plain = read_input(DownloadConfig(input=path, uid_col="uid", caption_col="text"))
+    assert plain.column("face_bboxes").to_pylist() == [None, None]
+    blurred = read_input(DownloadConfig(input=path, uid_col="uid", caption_col="text", blur_faces=True))
+    assert blurred.column("face_bboxes").to_pylist() == ["[[0.1,0.2,0.3,0.4]]", None]
 
 
 def test_laion_preset_derives_uids(tmp_path):
@@ -100,9 +116,14 @@ def test_malformed_csv_is_one_line_error(tmp_path):
     assert "\n" not in str(info.value)
 
 
-def test_urls_table_is_the_urls_v2_schema():
-    assert URLS_SCHEMA == schemas.load("urls", 2)
-    assert URLS_SCHEMA.names == ["uid", "url", "caption", *CARRIED] and "source" in CARRIED
+def test_urls_table_is_the_urls_v3_schema():
+    assert URLS_SCHEMA == schemas.load("urls", 3)
+    assert URLS_SCHEMA.names == ["uid", "url", "caption", *CARRIED, "opt_out", "face_bboxes"]
+    assert "source" in CARRIED
+    # v3 only adds nullable columns at the end: a reader of v2 reads v3 unchanged
+    v2 = schemas.load("urls", 2)
+    assert list(URLS_SCHEMA)[: len(v2)] == list(v2)
+    assert all(f.nullable for f in list(URLS_SCHEMA)[len(v2):])
 
 
 def test_source_column_is_carried_and_absent_is_null(tmp_path):
