@@ -138,6 +138,68 @@ class RayEngine:
 
         return map_shards(items, read, specs, write, commit)
 
+    # -- the table surface select and audit use (curate.engines.base.Engine), on Ray Data (ray_frames) --
+    def read_items(self, items: Sequence[dict], read: Callable[[dict], pa.Table], schema: pa.Schema) -> Any:
+        from curate.engines import ray_frames
+
+        return ray_frames.read_items(items, read, schema)
+
+    def read_dataset(self, folder: str | Sequence[str], schema: pa.Schema, tasks: int | None = None) -> Any:
+        from curate.engines.local import _PartReader
+        from curate.io import dataset
+
+        paths = dataset.part_paths(folder) if isinstance(folder, str) else list(folder)
+        return self.read_items([{"path": p} for p in paths], _PartReader(schema), schema)
+
+    def map_batches(self, frame: Any, spec: StageSpec, output_schema: pa.Schema) -> Any:
+        from curate.engines import ray_frames
+
+        return ray_frames.map_batches(frame, spec, output_schema)
+
+    def write_dataset(self, frame: Any, folder: str, **kwargs: Any) -> dict:
+        from curate.engines import ray_frames
+
+        return ray_frames.write_dataset(frame, folder, **kwargs)
+
+    def map_groups(self, frame: Any, key: str, fn: Callable[[pa.Table], pa.Table], schema: pa.Schema) -> Any:
+        from curate.engines import ray_frames
+
+        return ray_frames.map_groups(frame, key, fn, schema)
+
+    def count_where(self, frame: Any, where_null: str | None = None) -> int:
+        from curate.engines import ray_frames
+
+        return ray_frames.count_where(frame, where_null)
+
+    def kth_largest(self, frame: Any, column: str, k: int, where_null: str | None = None) -> tuple[float, str]:
+        from curate.engines import ray_frames
+
+        return ray_frames.kth_largest(frame, column, k, where_null)
+
+    def value_counts(self, frame: Any, column: str, where_null: str | None = None) -> dict:
+        from curate.engines import ray_frames
+
+        return ray_frames.value_counts(frame, column, where_null)
+
+    def smallest_rows(self, frame: Any, key: str, n: int, columns: Sequence[str], where_null: str | None = None):
+        from curate.engines import ray_frames
+
+        return ray_frames.smallest_rows(frame, key, n, columns, where_null)
+
+    def materialize(self, frame: Any) -> Any:
+        return frame.materialize()
+
+    def select_columns(self, frame: Any, columns: Sequence[str]) -> Any:
+        return frame.select_columns(list(columns))
+
+    def to_arrow(self, frame: Any) -> pa.Table:
+        """A (small: a limit) frame's rows here."""
+        return pa.concat_tables(ray.get(frame.to_arrow_refs()))
+
+    def schema_of(self, frame: Any) -> pa.Schema:
+        """The frame's Arrow schema (Ray reads it from the first block)."""
+        return frame.schema().base_schema
+
 
 def with_stages(ds: ray.data.Dataset, specs: Sequence[StageSpec]) -> ray.data.Dataset:
     """`ds` through each stage: stateless ones in Ray tasks, the others in actor pools (one set-up each)."""

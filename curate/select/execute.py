@@ -186,6 +186,8 @@ def widen_halves(table: pa.Table) -> pa.Table:
 def _schema(engine: Any, frame: Any) -> pa.Schema:
     if isinstance(frame, pa.Table):
         return frame.schema
+    if hasattr(engine, "schema_of"):
+        return engine.schema_of(frame)
     return engine.to_arrow(frame.limit(0)).schema
 
 

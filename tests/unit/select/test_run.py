@@ -186,3 +186,23 @@ def test_spark_writes_the_in_process_bytes(spark_engine, tmp_path, policy):
     a, b = (json.loads((tmp_path / r / "select" / "selection.json").read_text()) for r in ("local", "spark"))
     assert a["inputs"].pop("engine") == "local" and b["inputs"].pop("engine") == "spark" and a == b
     assert not (tmp_path / "spark" / "select" / "_work").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("policy", ["dfn", "semdedup"])
+def test_ray_writes_the_in_process_bytes(tmp_path, policy):
+    """A Ray job's select: Ray Data tasks read the pool, decide it (SemDeDup's groups included), count
+    the exact target's boundary and write the parts; the same bytes as the in-process engine."""
+    from curate.engines.ray import RayEngine
+
+    for name in ("local", "ray"):
+        make_run(tmp_path / name)
+    target = 20 if policy == "dfn" else None
+    run_select(str(tmp_path / "local"), SelectConfig(policy=policy, target_size=target, engine="local"))
+    with RayEngine(num_cpus=2) as engine:
+        run_select(str(tmp_path / "ray"), SelectConfig(policy=policy, target_size=target), engine)
+    for name in ("decisions/00000.parquet", "uids.npy", "_stats.json"):
+        local, ray = (tmp_path / r / "select" / name for r in ("local", "ray"))
+        assert ray.read_bytes() == local.read_bytes(), name
+    a, b = (json.loads((tmp_path / r / "select" / "selection.json").read_text()) for r in ("local", "ray"))
+    assert a["inputs"].pop("engine") == "local" and b["inputs"].pop("engine") == "ray" and a == b
