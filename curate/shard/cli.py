@@ -44,13 +44,14 @@ def cmd_shard(args: argparse.Namespace) -> int:
     elif args.engine == "ray":
         from curate.engines.ray import RayEngine
 
-        if not hasattr(RayEngine, "run_tasks"):
-            raise CurateError("shard: this RayEngine has no run_tasks yet; use --engine spark or local")
         with RayEngine() as engine:
             report(run_shard(args.run, config, engine))
     else:
         report(run_shard(args.run, config, threads=args.threads))
     return 0
+
+
+MODES = ("auto", "materialised", "streamed")  # curate.shard.run.MODES, without importing the stage here
 
 
 def add_parser(sub) -> None:
@@ -65,15 +66,16 @@ def add_parser(sub) -> None:
                       help="samples-seen budget of the repetition plan, e.g. 12.8e9 (default: one pass)")
     plan.add_argument("--passes", type=_passes, default=None, metavar="K",
                       help="the budget as passes over the selection: S = round(K x unique samples)")
-    p.add_argument("--repetition", choices=("materialised", "streamed"), default="materialised",
+    p.add_argument("--repetition", choices=MODES, default="auto",
                    help="materialised: write each sample as often as planned; streamed: write once, "
-                        "curate.shard.loader replays the plan (default: materialised)")
+                        "curate.shard.loader replays the plan; auto: the one storing fewer bytes, streamed as "
+                        "soon as a sample repeats (default: auto; plan.json reports both sizes)")
     p.add_argument("--uids", default=None, metavar="FILE",
                    help="a DataComp-format u8,u8 .npy selection instead of RUN/select/uids.npy")
     p.add_argument("--source-shards", default=None, metavar="DIR",
                    help="img2dataset/DataComp shards (NNNNN.tar + NNNNN.parquet) instead of RUN/download/shards")
     p.add_argument("--engine", choices=("local", "spark", "ray"), default="local",
-                   help="where the shard writers run (default: in this process)")
+                   help="where the table work runs: plan passes, shuffle, tar writers (default: in this process)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="threads copying each shard with --engine local (default: one per core, at most 16)")
     add_spark_options(p)

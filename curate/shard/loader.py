@@ -1,10 +1,18 @@
-"""A loader for trainers: replay a shard folder's planned stream, split across ranks and workers.
+"""A loader for trainers: replay a shard folder's planned stream, split across ranks and workers, each
+reading only its own slice of the manifest.
 
-The stream is the plan's sequence of passes (`plan.stream`), numbered 0..S−1. Rank r of R reads the global
-indices i ≥ `start` with i mod R = r; its data-loader worker w of W those with i mod (R·W) = w·R + r. Over all
-ranks and workers every index is read exactly once, and restarting at `start` = samples consumed
-continues the same stream. A materialised folder's stream is its manifest in order; a streamed folder's is
-rebuilt from the manifest's counts and the plan's seed, so both modes give the same samples in the same order.
+The stream is the plan's sequence of passes (`plan.stream`), numbered 0..S−1, stored in blocks of B =
+samples_per_shard positions: `manifest/part-KKKKK.parquet` (materialised: the manifest is the stream, and
+block K is also the tars it names) or `stream/part-KKKKK.parquet` (streamed: where each copy is read from).
+Rank r of R reads the blocks K with K mod R = r, in order; its data-loader worker w of W those with
+K mod (R·W) = w·R + r. Each reads only those parts, so a rank's memory and reads are 1/R of the stream's.
+Over all ranks and workers every position is read exactly once.
+
+Resuming: `start` is the number of samples the whole job consumed, ranks in lockstep (and a rank's
+workers taken in turn, as torch's DataLoader does): rank r has consumed ⌈(start − r)/R⌉ of its own
+positions, its worker w ⌈(that − w)/W⌉ of its own, and each continues after them. With B = 1 this is the
+position-by-position interleaving i mod R·W. Materialised and streamed folders give the same samples in the
+same order.
 
 Importable without torch; `torch_dataset()` wraps a stream as a `torch.utils.data.IterableDataset`,
 whose workers pick their share from `get_worker_info()`.
@@ -13,46 +21,70 @@ whose workers pick their share from `get_worker_info()`.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
-
 from curate.errors import CurateError
-from curate.io import fs
+from curate.io import dataset, fs
 from curate.io.tario import read_member
-from curate.shard import plan
 from curate.shard.tarfast import scan
 
 log = logging.getLogger(__name__)
+COLUMNS = ["uid", "shard", "key", "copy"]
 
 
 @dataclass(frozen=True)
-class Plan:
-    """The planned stream of a shard folder: per position, the manifest row and the copy (pass) number."""
+class Layout:
+    """What plan.json says about the stream's storage."""
 
-    uid: list[str]
-    shard: list[str]
-    key: list[str]
-    row: np.ndarray
-    copy: np.ndarray
+    length: int  # S: positions in the stream
+    block: int  # B: positions per part
+    folder: str  # "manifest" or "stream"
 
-    def __len__(self) -> int:
-        return len(self.row)
+    @property
+    def blocks(self) -> int:
+        return math.ceil(self.length / self.block)
+
+    def span(self, k: int) -> range:
+        return range(k * self.block, min((k + 1) * self.block, self.length))
 
 
-def read_plan(shard_dir: str) -> Plan:
+def read_layout(shard_dir: str) -> Layout:
     if not fs.exists(fs.join(shard_dir, "_SUCCESS")):
         raise CurateError(f"loader: {shard_dir} is not a finished shard folder (no _SUCCESS)")
     meta = fs.read_json(fs.join(shard_dir, "plan.json"))
-    m = fs.read_table(fs.join(shard_dir, "manifest.parquet"), columns=["uid", "shard", "key", "repetition", "copy"])
-    uids = m.column("uid").to_pylist()
-    if meta["repetition"] == "streamed":
-        row, copy = plan.stream(uids, m.column("repetition").to_numpy(), int(meta["seed"]))
-    else:
-        row, copy = np.arange(m.num_rows, dtype=np.int64), m.column("copy").to_numpy().astype(np.int64)
-    return Plan(uids, m.column("shard").to_pylist(), m.column("key").to_pylist(), row, copy)
+    if "block_samples" not in meta:
+        raise CurateError(f"loader: {shard_dir} was written by an older curate (one manifest.parquet); reshard it")
+    return Layout(int(meta["samples_seen"]), int(meta["block_samples"]), meta["stream"])
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The stream positions one worker of one rank reads: its blocks, less the first `skip` positions."""
+
+    layout: Layout
+    blocks: range
+    skip: int
+
+    def __len__(self) -> int:
+        return max(0, sum(len(self.layout.span(k)) for k in self.blocks) - self.skip)
+
+    def parts(self) -> Iterator[tuple[int, int]]:
+        """(block, rows of it to skip) for every block with something left to read."""
+        left = self.skip
+        for k in self.blocks:
+            n = len(self.layout.span(k))
+            if left >= n:
+                left -= n
+                continue
+            yield k, left
+            left = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for k, skip in self.parts():
+            yield from self.layout.span(k)[skip:]
 
 
 class PlannedStream:
@@ -69,28 +101,31 @@ class PlannedStream:
         if start < 0:
             raise CurateError(f"loader: start must be >= 0, got {start}")
         self.shard_dir, self.rank, self.world_size, self.start, self.files = shard_dir, rank, world_size, start, files
-        self.plan = read_plan(shard_dir)
+        self.layout = read_layout(shard_dir)
 
-    def indices(self, worker: int = 0, num_workers: int = 1) -> range:
+    def indices(self, worker: int = 0, num_workers: int = 1) -> Slice:
         """The global stream positions this rank's worker reads."""
         if not 0 <= worker < num_workers:
             raise CurateError(f"loader: worker {worker} is not in [0, {num_workers})")
-        step = self.world_size * num_workers
-        slot = worker * self.world_size + self.rank  # a rank's positions are i mod R = rank, whatever W is
-        first = self.start + (slot - self.start) % step
-        return range(first, len(self.plan), step)
+        ranks = self.world_size
+        slot = worker * ranks + self.rank  # a rank's blocks are K mod R = rank, whatever W is
+        consumed = max(0, -(-(self.start - self.rank) // ranks))  # this rank's share of `start`
+        mine = max(0, -(-(consumed - worker) // num_workers))  # this worker's share of the rank's
+        return Slice(self.layout, range(slot, self.layout.blocks, ranks * num_workers), mine)
 
     def items(self, worker: int = 0, num_workers: int = 1) -> Iterator[dict]:
-        p = self.plan
         reader = _TarReader(self.shard_dir) if self.files else None
+        folder = fs.join(self.shard_dir, self.layout.folder)
         try:
-            for i in self.indices(worker, num_workers):
-                r = int(p.row[i])
-                item = {"__index__": i, "__key__": p.key[r], "__shard__": p.shard[r], "uid": p.uid[r],
-                        "copy": int(p.copy[i])}
-                if reader is not None:
-                    item.update(reader.read(p.shard[r], p.key[r]))
-                yield item
+            for k, skip in self.indices(worker, num_workers).parts():
+                part = dataset.read_part(fs.join(folder, dataset.part_name(k)), COLUMNS).slice(skip)
+                cols = [part.column(c).to_pylist() for c in COLUMNS]
+                for j, (uid, shard, key, copy) in enumerate(zip(*cols, strict=True)):
+                    item = {"__index__": k * self.layout.block + skip + j, "__key__": key, "__shard__": shard,
+                            "uid": uid, "copy": int(copy)}
+                    if reader is not None:
+                        item.update(reader.read(shard, key))
+                    yield item
         finally:
             if reader is not None:
                 reader.close()

@@ -2,12 +2,18 @@
 
 Given per-sample weights w_i and a samples-seen budget S, every sample gets an integer count c_i with
 Σc_i = S exactly and |c_i − S·w_i/Σw| < 1: largest-remainder (Hamilton) rounding, remainders tied
-broken by uid. The scaling-law study behind this project (Cherti et al., arXiv 2212.07143) found that
-~9 passes over a 1.4B-sample set fell short of unique data, so the trainer must know each count.
+broken by uid. Σw is the correctly rounded sum of the weights (`math.fsum`), which an engine gets
+exactly from per-task partial sums (`weight_sum_parts`), so every engine computes the same shares. The
+scaling-law study behind this project (Cherti et al., arXiv 2212.07143) found that ~9 passes over a
+1.4B-sample set fell short of unique data, so the trainer must know each count.
 
 The planned stream is a sequence of passes: pass p holds every sample with c_i > p (copy p of it), in a
-seeded permutation of its own. Copies of a sample therefore always fall in different passes. Pass 0's
-order is the seeded order a plain one-pass reshard has always used.
+seeded permutation of its own: ordered by sha256 of `seed:uid` (pass 0) or `seed:p:uid`. Copies of a
+sample therefore always fall in different passes. Pass 0's order is the seeded order a plain one-pass
+reshard has always used.
+
+`counts`, `pass_order` and `stream` work on whole arrays (tests, and the reference the engine program in
+`curate.shard.program` must agree with); the vectorised helpers below work on one batch of rows.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
 from curate.errors import CurateError
+
+_MANTISSA = 53
+_HALF = 26  # a 53-bit mantissa summed as two halves: each sum fits an int64 for up to 2^37 rows
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,46 @@ class PlanRequest:
         return n_unique
 
 
+def check_weights(w: np.ndarray) -> None:
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise CurateError("shard: sample weights must be finite and >= 0")
+
+
+def weight_sum_parts(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact sum of non-negative doubles as partial sums per binary exponent: (exponent, Σ high halves,
+    Σ low halves) of the 53-bit integer mantissas. Partial sums of any split of the rows add up to the same
+    parts; `total_from_parts` turns them into the correctly rounded sum."""
+    m, e = np.frexp(np.asarray(w, dtype=np.float64))
+    mant = (m * float(1 << _MANTISSA)).astype(np.int64)  # exact: a double's mantissa has 53 bits
+    exp = e.astype(np.int64) - _MANTISSA
+    keys, inverse = np.unique(exp, return_inverse=True)
+    hi = np.zeros(len(keys), np.int64)
+    lo = np.zeros(len(keys), np.int64)
+    np.add.at(hi, inverse, mant >> _HALF)
+    np.add.at(lo, inverse, mant & ((1 << _HALF) - 1))
+    return keys, hi, lo
+
+
+def total_from_parts(parts: Iterable[tuple[int, int, int]]) -> float:
+    """The correctly rounded sum from (exponent, Σhi, Σlo) parts (what `math.fsum` gives for the rows)."""
+    exact = Fraction(0)
+    for exp, hi, lo in parts:
+        exact += Fraction((int(hi) << _HALF) + int(lo)) * (Fraction(2) ** int(exp))
+    return float(exact)
+
+
+def shares(w: np.ndarray, samples_seen: int, total: float) -> tuple[np.ndarray, np.ndarray]:
+    """(floor of each share S·w/Σw, its remainder) for a batch of weights."""
+    share = samples_seen * np.asarray(w, dtype=np.float64) / total
+    base = np.floor(share).astype(np.int64)
+    return base, share - base
+
+
+def remainder_keys(frac: np.ndarray) -> np.ndarray:
+    """uint64 keys ordering remainders descending (remainders are >= 0, so their bits order them)."""
+    return ~np.asarray(frac, dtype=np.float64).view(np.uint64)
+
+
 def counts(uids: Sequence[str], weights: np.ndarray, samples_seen: int) -> np.ndarray:
     """Integer counts (int64, aligned with `uids`) summing to `samples_seen`, each within 1 of its share."""
     w = np.asarray(weights, dtype=np.float64)
@@ -53,16 +103,15 @@ def counts(uids: Sequence[str], weights: np.ndarray, samples_seen: int) -> np.nd
         if samples_seen:
             raise CurateError("shard: cannot plan a non-zero samples-seen budget over an empty selection")
         return np.zeros(0, dtype=np.int64)
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise CurateError("shard: sample weights must be finite and >= 0")
-    total = w.sum()
+    check_weights(w)
+    total = math.fsum(w)
     if total <= 0:
         raise CurateError("shard: all sample weights are zero")
-    share = samples_seen * w / total
-    base = np.floor(share).astype(np.int64)
+    base, frac = shares(w, samples_seen, total)
     rest = int(samples_seen - base.sum())
+    if not 0 <= rest <= len(w):
+        raise CurateError(f"shard: rounding left {rest} samples to place among {len(w)}")
     if rest:
-        frac = share - base
         # largest remainder first; equal remainders go to the smaller uid (a stable, documented tie-break)
         order = np.lexsort((np.asarray(uids, dtype=object).astype(str), -frac))
         base[order[:rest]] += 1
@@ -77,6 +126,21 @@ def histogram(c: np.ndarray) -> dict[str, int]:
 def _sort_key(seed: int, pass_id: int, uid: str) -> bytes:
     text = f"{seed}:{uid}" if pass_id == 0 else f"{seed}:{pass_id}:{uid}"
     return hashlib.sha256(text.encode()).digest()
+
+
+def digests(uids: Sequence[str], seed: int, pass_id: int) -> np.ndarray:
+    """The sort keys of pass `pass_id` (S32: sha256 of `seed:uid` or `seed:pass:uid`)."""
+    prefix = f"{seed}:" if pass_id == 0 else f"{seed}:{pass_id}:"
+    sha = hashlib.sha256
+    return np.array([sha((prefix + u).encode()).digest() for u in uids], dtype="S32")
+
+
+def buckets(keys: np.ndarray, bits: int) -> np.ndarray:
+    """The top `bits` bits of each S32 sort key (int64): buckets in the order of the keys."""
+    if bits == 0 or len(keys) == 0:
+        return np.zeros(len(keys), np.int64)
+    top = np.frombuffer(np.ascontiguousarray(keys).tobytes(), dtype=">u8").reshape(len(keys), 4)[:, 0]
+    return (top >> np.uint64(64 - bits)).astype(np.int64)
 
 
 def pass_order(uids: Sequence[str], seed: int, pass_id: int) -> np.ndarray:
@@ -101,10 +165,9 @@ def stream(uids: Sequence[str], c: np.ndarray, seed: int) -> tuple[np.ndarray, n
     return np.concatenate(idx_parts), np.concatenate(pass_parts)
 
 
-def summary(c: np.ndarray, weights: np.ndarray, samples_seen: int) -> dict:
-    """What `plan.json` and `_stats.json` say about a plan."""
-    n = int(len(c))
+def summary(hist: dict[str, int], weighted: bool, samples_seen: int) -> dict:
+    """What `plan.json` and `_stats.json` say about a plan, from its count histogram."""
+    n = sum(hist.values())
     return {"unique_samples": n, "samples_seen": int(samples_seen),
-            "passes": (samples_seen / n) if n else 0.0, "max_count": int(c.max()) if n else 0,
-            "weighted": bool(n and not np.all(np.asarray(weights) == np.asarray(weights)[0])),
-            "histogram": histogram(c)}
+            "passes": (samples_seen / n) if n else 0.0, "max_count": max((int(k) for k in hist), default=0),
+            "weighted": bool(weighted), "histogram": hist}

@@ -59,6 +59,7 @@ class ShardJob:
     hi: np.ndarray  # per sample: end of that range
     info: tuple[tuple[str, int], ...] = ()  # extra integers for the shard's _stats.json
     threads: int = 1  # threads copying the shard (parts of it at once), local files only; not in its bytes
+    data: tuple[bytes, ...] | None = None  # per sample its files' bytes, concatenated (carried by the shuffle)
 
     @classmethod
     def of(cls, tar: str, stats: str, name: str, entries: list[tuple[str, str, Members]],
@@ -112,7 +113,9 @@ def write_shard(job: ShardJob) -> dict:
         if done.get("fingerprint") == fingerprint and done.get("tar_bytes") == _size(job.tar):
             return done
     total = job.nbytes
-    if not _copy_local(job):
+    if job.data is not None:
+        _write_from_bytes(job)
+    elif not _copy_local(job):
         _write_through_python(job)
     stats = {"shard": job.name, "samples": len(job), "bytes": total, "tar_bytes": _size(job.tar),
              "fingerprint": fingerprint, **dict(job.info)}
@@ -156,6 +159,20 @@ def _write_through_python(job: ShardJob) -> None:
                 blobs[i] = [buf[off - start:off - start + size] for _, off, size in members]
     files = [(f"{key}.{ext}", blob) for (key, _, members, _), data in zip(rows, blobs, strict=True)
              for (ext, _, _), blob in zip(members, data, strict=True)]
+    with fs.atomic_open(job.tar, "wb") as fh:
+        write_tar(fh, files)
+
+
+def _write_from_bytes(job: ShardJob) -> None:
+    """The samples' bytes came with the job (read in large ranges by the tasks that read the sources)."""
+    files, f = [], 0
+    sizes = job.sizes.tolist()
+    for key, c, blob in zip(job.keys, job.count.tolist(), job.data, strict=True):
+        view, at = memoryview(blob), 0
+        for ext, size in zip(job.exts[f:f + c], sizes[f:f + c], strict=True):
+            files.append((f"{key}.{ext}", view[at:at + size]))
+            at += size
+        f += c
     with fs.atomic_open(job.tar, "wb") as fh:
         write_tar(fh, files)
 

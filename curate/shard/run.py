@@ -1,50 +1,60 @@
 """The shard stage: write the selected samples into new webdataset shards in a seeded global order, with
-globally unique keys, `sizes.json` (read by open_clip's trainer), `manifest.parquet`, `plan.json` and a
+globally unique keys, `sizes.json` (read by open_clip's trainer), a manifest, `plan.json` and a
 `_stats.json` per shard. Each sample's original files (image, caption, json) are carried over.
 
 The repetition plan (`plan.py`) gives every sample a count. Materialised: each sample is written as many
 times as its count, copy j in pass j. Streamed: each sample is written once and `loader.py` replays the
-planned stream from the manifest. One pass (every count 1) is the default.
+planned stream from `stream/`. `auto` (the default) takes the mode that stores fewer bytes: streamed as
+soon as a sample repeats, materialised for one pass (the same bytes either way); plan.json reports both.
+
+The table work is one program (`program.py`, `execute.py`) that runs on Spark, on Ray, or in this process
+(the fast path at demo size; a test proves it writes the same bytes as the engines). Layout of `shard/`:
+- `NNNNN.tar` + `NNNNN_stats.json`: the training shards, numbered in stream order;
+- `manifest/part-KKKKK.parquet` (manifest.v2): the rows of stream block K (positions [K·B, (K+1)·B),
+  B = samples_per_shard) in stream order, written by the task that wrote that block's tars; streamed
+  folders list each written sample once (block K of pass 0), with its planned `repetition`;
+- `stream/part-KKKKK.parquet` (streamed only): positions [K·B, (K+1)·B) of the whole planned stream as
+  (uid, shard, key, copy): what each rank's loader reads of it;
+- `sizes.json`, `plan.json` (the plan, its layout, the bytes each repetition mode would store),
+  `_config.json`, `_stats.json`, `_SUCCESS`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-import numpy as np
-import pyarrow as pa
-
-from curate import schemas
 from curate.engines.base import Engine
 from curate.engines.local import LocalEngine
 from curate.errors import CurateError
-from curate.io import fs
+from curate.io import dataset, fs
 from curate.io.stagedir import StageDir
-from curate.shard import plan, sources
-from curate.shard.jobs import KEY_DIGITS, candidate_files, cut
-from curate.shard.reshard import ShardJob, write_shard
+from curate.shard import plan, uidset
+from curate.shard.blocks import KEY_DIGITS, MANIFEST_VERSION
+from curate.shard.candidates import Reader
+from curate.shard.execute import Sources, execute
+from curate.shard.frames import Frames, InProcess
 
 log = logging.getLogger(__name__)
 
 NAME = "shard"
-MANIFEST_VERSION = 2
-MODES = ("materialised", "streamed")
+MODES = ("auto", "materialised", "streamed")
 CONFIG_FILE = "_config.json"
+__all__ = ["MANIFEST_VERSION", "NAME", "ShardConfig", "run_shard"]
 
 
 @dataclass(frozen=True)
 class ShardConfig:
     samples_per_shard: int = 10_000  # DataComp's and img2dataset's default shard size
-    max_shard_bytes: int = 1 << 30  # a shard is closed early rather than grow past 1 GiB
+    max_shard_bytes: int = 1 << 30  # a block whose files exceed 1 GiB is cut into several tars
     seed: int = 0
     samples_seen: int | None = None  # the plan's budget S; None and passes None = one pass
     passes: float | None = None  # S = round(passes · unique samples)
-    repetition: str = "materialised"  # or "streamed"
-    uids: str | None = None  # a DataComp u8,u8 .npy instead of select/uids.npy
+    repetition: str = "auto"  # the mode storing fewer bytes; or "materialised", "streamed"
+    uids: str | None = None  # a DataComp u8,u8 .npy instead of our own selection
     source_shards: str | None = None  # img2dataset/DataComp shards instead of download/shards
+    write_tars: bool = True  # False: the plan, manifest and sizes only (what a reshard would write)
 
     def check(self) -> None:
         if self.repetition not in MODES:
@@ -61,6 +71,18 @@ def default_threads() -> int:
     return max(1, min(16, os.cpu_count() or 1))
 
 
+def frames_for(engine: Engine) -> Frames:
+    if engine.name == "spark":
+        from curate.engines.spark_shard import SparkFrames
+
+        return SparkFrames(engine)
+    if engine.name == "ray":
+        from curate.engines.ray_shard import RayFrames
+
+        return RayFrames(engine)
+    return InProcess()
+
+
 def _fresh(sd: StageDir, config: ShardConfig) -> None:
     """Resume only what the same configuration started; a changed one starts over."""
     wanted = asdict(config)
@@ -69,15 +91,20 @@ def _fresh(sd: StageDir, config: ShardConfig) -> None:
         return
     sfs, p = fs.url_to_fs(sd.path)
     for f in sfs.ls(p, detail=False):
-        if f.rsplit("/", 1)[-1].endswith((".tar", "_stats.json")):
+        base = f.rstrip("/").rsplit("/", 1)[-1]
+        if base.endswith((".tar", "_stats.json")):
             sfs.rm(f)
+        elif base in ("manifest", "stream", "_work"):
+            sfs.rm(f, recursive=True)
     fs.write_json(path, wanted)
 
 
 def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | None = None,
-              threads: int | None = None) -> dict:
+              threads: int | None = None, move_bytes: bool | None = None) -> dict:
     """`threads` copy each shard (default: one per core in-process, where the stage has the machine; one
-    on Spark and Ray, which run a task per core already)."""
+    on Spark and Ray, which run a task per core already). `move_bytes`: the samples' bytes travel through
+    the engine's shuffle, read by the tasks that read the source shards in large ranges (default: when the
+    sources are not on local disk; on local disk each output tar gathers its byte ranges directly)."""
     config = config or ShardConfig()
     config.check()
     sd, finished = StageDir.start(run_dir, NAME, requires="select" if config.uids is None else None)
@@ -86,52 +113,72 @@ def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | 
     _fresh(sd, config)
     engine = engine or LocalEngine()
     threads = threads or (default_threads() if engine.name == LocalEngine.name else 1)
-    cand = sources.load(run_dir, config.uids, config.source_shards)
-    table = cand.table
-    uids = table.column("uid").to_pylist()
-    weights = table.column("weight").to_numpy()
-    budget = plan.PlanRequest(config.samples_seen, config.passes).budget(len(uids))
-    counts = plan.counts(uids, weights, budget)
-    order, copy = plan.stream(uids, counts, config.seed)
-    if config.repetition == "streamed":  # each planned sample once, in pass 0's order
-        order, copy = order[copy == 0], copy[copy == 0]
-    jobs, shard_col, key_col = cut(sd.file, candidate_files(engine, table), order, copy,
-                                   config.samples_per_shard, config.max_shard_bytes, threads)
-    # the manifest and sizes.json depend only on the plan: written while the shards are (Arrow and parquet
-    # work releases the GIL); the completion marker still comes last
-    with ThreadPoolExecutor(1, thread_name_prefix="curate-manifest") as side:
-        tables = side.submit(_write_manifest, sd, cand, order, copy, counts, shard_col, key_col, jobs)
-        shard_stats = engine.run_tasks(write_shard, jobs)
-        tables.result()
-    summary = {**plan.summary(counts, weights, budget), "seed": config.seed, "repetition": config.repetition,
-               "samples_written": len(order), "manifest_schema": f"manifest.v{MANIFEST_VERSION}"}
-    fs.write_json(sd.file("plan.json"), summary)
-    written = int(np.count_nonzero(counts))
-    result = {"stage": NAME, "engine": engine.name, "rows_in": len(uids) + sum(cand.refused.values()),
-              "kept": written, "planned_zero": len(uids) - written, "rejected": cand.refused,
-              "shards": len(jobs), "bytes": sum(s["bytes"] for s in shard_stats), "seed": config.seed,
-              "repetition": config.repetition, "samples_seen": budget, "samples_written": len(order),
-              "histogram": summary["histogram"]}
+    sources = _sources(run_dir, config, move_bytes)
+    result = execute(frames_for(engine), sources, config, sd.path, threads)
+    result = {"stage": NAME, "engine": engine.name, **result}
     sd.finish(result)
     return result
 
 
-def _write_manifest(sd: StageDir, cand: sources.Candidates, order: np.ndarray, copy: np.ndarray,
-                    counts: np.ndarray, shard_col: list[str], key_col: list[str], jobs: list[ShardJob]) -> None:
-    manifest = _manifest(cand.table, cand.score_columns, order, copy, counts, shard_col, key_col)
-    fs.write_table(manifest, sd.file("manifest.parquet"), schema=None)  # conformed to manifest.v2 above
-    fs.write_json(sd.file("sizes.json"), {job.name: len(job) for job in jobs})
+def _names(folder: str) -> set[str]:
+    return set(dataset.list_parts(folder))
 
 
-def _manifest(table: pa.Table, dynamic: tuple[str, ...], order: np.ndarray, copy: np.ndarray,
-              counts: np.ndarray, shard_col: list[str], key_col: list[str]) -> pa.Table:
-    """One row per written sample, in stream order: where it is, what was measured, its planned count."""
-    idx = pa.array(order, pa.int64())
-    rows = table.take(idx)
-    cols = {"uid": rows.column("uid"), "shard": pa.array(shard_col, pa.string()),
-            "key": pa.array(key_col, pa.string()),
-            **{c: rows.column(c) for c in ("caption", *sources.FIXED_SCORES, "source_shard", "source_key", "weight")},
-            "repetition": pa.array(counts[order], pa.int64()), "copy": pa.array(copy, pa.int32()),
-            # score columns the score stage added (clip_<alias>, probes): the schema's dynamic float32 columns
-            **{c: rows.column(c) for c in dynamic}}
-    return schemas.conform(pa.table(cols), "manifest", MANIFEST_VERSION)
+def _sources(run_dir: str, config: ShardConfig, move_bytes: bool | None) -> Sources:
+    """What the candidate tasks read: one item per source shard (one listing per folder)."""
+    array = config.uids
+    if array is not None:
+        uidset.check_header(array)  # the user's own file first: a bad one says so before anything else
+    if config.source_shards is not None:
+        source = fs.join(config.source_shards)
+        sfs, root = fs.url_to_fs(source)
+        if not sfs.isdir(root):
+            raise CurateError(f"shard: --source-shards {source} is not a folder")
+        names = {f.rstrip("/").rsplit("/", 1)[-1] for f in sfs.ls(root, detail=False)}
+        stems = sorted(n[:-len(".parquet")] for n in names if n.endswith(".parquet") and n[:-8] + ".tar" in names)
+        if not stems:
+            raise CurateError(f"shard: no shards (NNNNN.tar with NNNNN.parquet) in {source}")
+        items = [{"name": s, "parquet": fs.join(source, s + ".parquet")} for s in stems]
+        array = array or fs.join(run_dir, "select", "uids.npy")
+        gate = fs.join(run_dir, "dedup", "decisions")
+        gate_parts = dataset.part_paths(gate)
+        if not gate_parts:
+            log.warning("shard: no %s: the safety hash lists cannot be applied to this selection", gate)
+        reader = Reader(source, (), array, external=True, with_data=_move(source, move_bytes))
+        return Sources(items, reader, array, uidset.check_header(array), external=True, gate=tuple(gate_parts))
+    samples_dir = fs.join(run_dir, "download", "samples")
+    dedup_dir, score_dir = fs.join(run_dir, "dedup", "decisions"), fs.join(run_dir, "score", "scores")
+    select_dir = fs.join(run_dir, "select", "decisions")
+    if not fs.exists(dedup_dir):
+        raise CurateError(f"shard: {dedup_dir} is missing; run `curate dedup` first")
+    scores, dedup, select = _names(score_dir), _names(dedup_dir), _names(select_dir)
+    items = [{"name": n[:-len(dataset.SUFFIX)], "samples": fs.join(samples_dir, n),
+              "scores": fs.join(score_dir, n) if n in scores else "",
+              "dedup": fs.join(dedup_dir, n) if n in dedup else "",
+              "select": fs.join(select_dir, n) if n in select else ""} for n in sorted(_names(samples_dir))]
+    legacy = None
+    if array is None and not select:  # a selection written before decisions were split by download shard
+        array = fs.join(run_dir, "select", "uids.npy")
+        old = fs.join(run_dir, "select", "decisions.parquet")
+        legacy = old if fs.exists(old) else None
+    dynamic = _dynamic(score_dir, sorted(scores))
+    source = fs.join(run_dir, "download", "shards")
+    reader = Reader(source, dynamic, array, legacy_weights=legacy, with_data=_move(source, move_bytes))
+    return Sources(items, reader, array, uidset.check_header(array) if array else 0)
+
+
+def _move(source: str, move_bytes: bool | None) -> bool:
+    return (not fs.is_local(source)) if move_bytes is None else move_bytes
+
+
+def _dynamic(score_dir: str, parts: list[str]) -> tuple[str, ...]:
+    """The score stage's float32 columns beyond the fixed ones (clip_<alias>, probes), from one footer."""
+    if not parts:
+        return ()
+    import pyarrow as pa
+
+    from curate import schemas
+
+    taken = set(schemas.load("manifest", MANIFEST_VERSION).names)
+    schema = fs.read_schema(fs.join(score_dir, parts[0]))
+    return tuple(f.name for f in schema if f.type == pa.float32() and f.name not in taken)

@@ -12,7 +12,7 @@ import pyarrow as pa
 from PIL import Image
 
 from curate import schemas
-from curate.io import fs, tarindex
+from curate.io import dataset, fs, tarindex
 from curate.io.stagedir import StageDir
 from curate.io.tario import write_tar_file
 from curate.select.run import uids_to_u8u8
@@ -49,17 +49,22 @@ def _jpeg(rng: np.random.Generator, cfg: SyntheticRun, colour: tuple[int, int, i
 
 
 def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> list[str]:
-    """Write the finished stages into `run_dir`; return every sample's uid (index order)."""
+    """Write the finished stages into `run_dir`, every table one part per download shard as the stages
+    write them; return every sample's uid (index order)."""
     rng = np.random.default_rng(cfg.seed)
     uids = [uid_of(i) for i in range(cfg.n)]
-    samples, scores = [], []
+    safety = {u for i, u in enumerate(uids) if cfg.safety_every and i % cfg.safety_every == 0}
+    score_schema = schemas.load("scores").append(pa.field("clip_probe", pa.float32()))  # a dynamic score column
+    kept = [i for i in range(cfg.n) if i % cfg.selected_every == 0]
+    weights = {i: float(1 + j % 3) for j, i in enumerate(kept)} if cfg.weights else {}
     for sid in range(0, cfg.n, cfg.per_shard):
-        shard = f"{sid // cfg.per_shard:05d}.tar"
-        rows = []
+        stem = f"{sid // cfg.per_shard:05d}"
+        shard = f"{stem}.tar"
+        rows, samples, scores = [], [], []
         for i in range(sid, min(sid + cfg.per_shard, cfg.n)):
             colour = list(COLOURS)[i % len(COLOURS)]
             caption = f"a {colour} {SHAPES[i % len(SHAPES)]} number {i}"
-            key = f"{sid // cfg.per_shard:05d}{i - sid:04d}"
+            key = f"{stem}{i - sid:04d}"
             rows.append((key, _jpeg(rng, cfg, COLOURS[colour]), caption, uids[i]))
             samples.append({"uid": uids[i], "url": f"http://127.0.0.1/{i}.jpg", "caption": caption, "status": "success",
                             "error": None, "sha256": f"{i:064x}", "width": cfg.image_px, "height": cfg.image_px,
@@ -73,34 +78,50 @@ def make_run(run_dir: str, cfg: SyntheticRun = SyntheticRun()) -> list[str]:
                  for f in ((f"{key}.jpg", img), (f"{key}.json", json.dumps({"uid": uid, "caption": caption}).encode()),
                            (f"{key}.txt", caption.encode()))]
         tarindex.write_index(tar, write_tar_file(tar, files))  # with its .idx, as the download writes it
-    fs.write_table(pa.Table.from_pylist(samples), fs.join(run_dir, "download", "samples", "00000.parquet"),
-                   schema="samples")
-    score_schema = schemas.load("scores").append(pa.field("clip_probe", pa.float32()))  # a dynamic score column
-    fs.write_table(pa.Table.from_pylist(scores, schema=score_schema),
-                   fs.join(run_dir, "score", "scores", "00000.parquet"))
-    safety = {u for i, u in enumerate(uids) if cfg.safety_every and i % cfg.safety_every == 0}
-    fs.write_table(pa.table({"uid": uids, "url_canonical": [s["url"] for s in samples],
-                             "sha256": [s["sha256"] for s in samples],
-                             "reason": pa.array([("safety_hash_list" if u in safety else None) for u in uids],
-                                                pa.string()),
-                             "duplicate_of": pa.nulls(cfg.n, pa.string())}),
-                   fs.join(run_dir, "dedup", "decisions", "00000.parquet"))
-    kept = [u for i, u in enumerate(uids) if i % cfg.selected_every == 0]
-    write_selection(run_dir, kept, [1 + i % 3 for i in range(len(kept))] if cfg.weights else None)
+        part = f"{stem}.parquet"
+        fs.write_table(pa.Table.from_pylist(samples), fs.join(run_dir, "download", "samples", part), schema="samples")
+        fs.write_table(pa.Table.from_pylist(scores, schema=score_schema), fs.join(run_dir, "score", "scores", part))
+        shard_uids = [r["uid"] for r in samples]
+        fs.write_table(pa.table({"uid": shard_uids, "url_canonical": [r["url"] for r in samples],
+                                 "sha256": [r["sha256"] for r in samples],
+                                 "reason": pa.array([("safety_hash_list" if u in safety else None) for u in shard_uids],
+                                                    pa.string()),
+                                 "duplicate_of": pa.nulls(len(samples), pa.string())}),
+                       fs.join(run_dir, "dedup", "decisions", part))
+        idx = range(sid, min(sid + cfg.per_shard, cfg.n))
+        write_decisions(run_dir, stem, [uids[i] for i in idx], [i % cfg.selected_every == 0 for i in idx],
+                        [weights.get(i, 1.0) for i in idx])
+    write_uids(run_dir, [uids[i] for i in kept])
     for stage in ("download", "dedup", "score", "select"):
         StageDir(run_dir, stage).finish({"stage": stage, "synthetic": True})
     return uids
 
 
-def write_selection(run_dir: str, kept: list[str], weights: list[float] | None) -> None:
-    """select/uids.npy and decisions.parquet (with a weight column when `weights` is given)."""
+def write_decisions(run_dir: str, stem: str, uids: list[str], kept: list[bool], weights: list[float]) -> None:
+    """select/decisions/NNNNN.parquet (decisions.v2) for download shard NNNNN: every scored sample of it."""
+    reason = [None if k else "synthetic" for k in kept]
+    table = pa.table({"uid": uids, "kept": kept, "reason": pa.array(reason, pa.string()),
+                      "step": pa.array([None if k else "synthetic" for k in kept], pa.string()),
+                      "weight": pa.array([w if k else 0.0 for w, k in zip(weights, kept, strict=True)], pa.float64())})
+    dataset.write_part(table, fs.join(run_dir, "select", "decisions", f"{stem}.parquet"), "decisions", 2)
+
+
+def write_uids(run_dir: str, kept: list[str]) -> None:
+    """select/uids.npy: DataComp's sorted u8,u8 array of the kept uids."""
     sel = fs.join(run_dir, "select")
     fs.makedirs(sel)
     buf = io.BytesIO()
     np.save(buf, uids_to_u8u8(kept))
     fs.write_bytes(fs.join(sel, "uids.npy"), buf.getvalue())
-    cols = {"uid": kept, "kept": [True] * len(kept), "reason": pa.nulls(len(kept), pa.string()),
-            "step": pa.nulls(len(kept), pa.string())}
-    if weights is not None:
-        cols["weight"] = pa.array(weights, pa.float64())
-    fs.write_table(pa.table(cols), fs.join(sel, "decisions.parquet"))
+
+
+def write_selection(run_dir: str, kept: list[str], weights: list[float] | None) -> None:
+    """Replace the run's selection: `kept` uids (any order) with `weights` (default 1); the decisions of
+    every download shard are rewritten."""
+    weight = dict(zip(kept, weights or [1.0] * len(kept), strict=True))
+    samples = fs.join(run_dir, "download", "samples")
+    for name in sorted(dataset.list_parts(samples)):
+        uids = dataset.read_part(fs.join(samples, name), ["uid"]).column("uid").to_pylist()
+        write_decisions(run_dir, name[:-len(".parquet")], uids, [u in weight for u in uids],
+                        [weight.get(u, 1.0) for u in uids])
+    write_uids(run_dir, kept)

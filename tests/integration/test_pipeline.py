@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
@@ -33,6 +34,17 @@ def run(tmp_path_factory) -> Path:
 
 def _labels(run: Path):
     return pq.read_table(run / "pool" / "labels.parquet").to_pandas().set_index("uid")
+
+
+def _manifest_parts(run: Path) -> list[Path]:
+    parts = sorted((run / "shard" / "manifest").glob("part-*.parquet"))
+    assert parts, f"no manifest parts in {run}/shard/manifest"
+    return parts
+
+
+def _manifest(run: Path, columns: list[str] | None = None) -> pa.Table:
+    """The whole manifest: its parts (one per block of the planned stream) in order."""
+    return pa.concat_tables([pq.read_table(p, columns=columns) for p in _manifest_parts(run)])
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -86,7 +98,7 @@ def test_safety_eval_and_placeholder_rows_are_rejected_as_planted(run):
     stats = json.loads((run / "dedup" / "_stats.json").read_text())
     assert stats["safety_hash_list_removed"] == (labels.defect == "hash_listed").sum()
     listed = set(labels[labels.defect == "hash_listed"].index)
-    manifest = pq.read_table(run / "shard" / "manifest.parquet").column("uid").to_pylist()
+    manifest = _manifest(run, ["uid"]).column("uid").to_pylist()
     assert listed.isdisjoint(manifest)  # never written to the training shards
 
 
@@ -127,7 +139,7 @@ def test_embeddings_are_float16_unit_vectors(run):
 def test_shards_read_back_with_webdataset(run):
     shard_dir = run / "shard"
     sizes = json.loads((shard_dir / "sizes.json").read_text())
-    manifest = pq.read_table(shard_dir / "manifest.parquet").to_pandas()
+    manifest = _manifest(run).to_pandas()
     tars = sorted(str(p) for p in shard_dir.glob("*.tar"))
     assert sorted(Path(t).name for t in tars) == sorted(sizes)
     seen = []
@@ -171,7 +183,7 @@ def test_interrupted_stage_reruns_to_identical_bytes(run, tmp_path, stage):
     if stage == "score":  # killed after shard 1's embeddings, before its scores (written last)
         (copy / stage / "scores" / "00001.parquet").unlink()
     else:  # stages that redo everything: an output from a different run is in the way
-        victim = sorted(p for p in (copy / stage).iterdir() if p.suffix in (".parquet", ".tar"))[0]
+        victim = sorted(p for p in (copy / stage).rglob("*") if p.is_file() and p.suffix in (".parquet", ".tar"))[0]
         victim.write_bytes(victim.read_bytes()[:100])
     _rerun(stage, copy)
     assert _digest(copy / stage) == before
@@ -182,10 +194,13 @@ def test_audit_cli_json_and_failure(run, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert {"input_rows", "kept", "rejected"} <= set(summary)
     assert summary["input_rows"] == summary["kept"] + sum(summary["rejected"].values())
-    # break the identity: drop one kept row from the manifest
+    # break the identity: drop one kept sample (every row of its uid) from the manifest
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    man = pq.read_table(copy / "shard" / "manifest.parquet")
-    pq.write_table(man.slice(1), copy / "shard" / "manifest.parquet")
+    parts = _manifest_parts(copy)
+    gone = pq.read_table(parts[0], columns=["uid"]).column("uid")[0]
+    for part in parts:
+        man = pq.read_table(part)
+        pq.write_table(man.filter(pc.not_equal(man.column("uid"), gone)), part)
     assert main(["audit", str(copy)]) == 1
     assert "neither kept nor rejected" in capsys.readouterr().err

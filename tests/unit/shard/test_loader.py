@@ -28,8 +28,14 @@ def both(tmp_path_factory):
 
 
 def _planned(shard_dir):
-    m = pq.read_table(Path(shard_dir) / "manifest.parquet")
-    return dict(zip(m.column("uid").to_pylist(), m.column("repetition").to_pylist(), strict=True))
+    """uid -> its planned count, from every manifest part (materialised: a row per copy; streamed: one)."""
+    parts = sorted((Path(shard_dir) / "manifest").glob("part-*.parquet"))
+    assert parts
+    out = {}
+    for p in parts:
+        m = pq.read_table(p, columns=["uid", "repetition"])
+        out.update(zip(m.column("uid").to_pylist(), m.column("repetition").to_pylist(), strict=True))
+    return out
 
 
 @pytest.mark.parametrize("mode", [0, 1])
@@ -62,13 +68,16 @@ def test_materialised_and_streamed_give_the_same_stream(both):
     assert uids == [u for u, _, _ in mat] and len(set(names)) == 150
 
 
-def test_resuming_from_an_index_continues_the_same_stream(both):
-    full = [i["__index__"] for i in PlannedStream(both[1], rank=1, world_size=2, files=False)]
-    full_uids = {i["__index__"]: i["uid"] for i in PlannedStream(both[1], files=False)}
-    for start in (0, 37, 38, 149, 150):
-        resumed = list(PlannedStream(both[1], rank=1, world_size=2, start=start, files=False))
-        assert [i["__index__"] for i in resumed] == [i for i in full if i >= start]
-        assert all(full_uids[i["__index__"]] == i["uid"] for i in resumed)
+@pytest.mark.parametrize("mode", [0, 1])
+def test_resuming_from_an_index_continues_the_same_stream(both, mode):
+    """`start` counts the samples the whole job consumed, ranks in lockstep: rank r of R had consumed the
+    job's samples j < start with j mod R = r, and goes on with the next of its own."""
+    for ranks, rank in ((2, 1), (2, 0), (3, 2)):
+        full = list(PlannedStream(both[mode], rank=rank, world_size=ranks, files=False))
+        for start in (0, 1, 37, 38, 149, 150, 400):
+            consumed = len(range(rank, start, ranks))
+            resumed = list(PlannedStream(both[mode], rank=rank, world_size=ranks, start=start, files=False))
+            assert resumed == full[consumed:], (ranks, rank, start)
 
 
 def test_items_carry_the_stored_files(both):
@@ -94,3 +103,25 @@ def test_torch_dataloader_workers_split_the_stream(both):
                                          multiprocessing_context="fork")
     got = sorted(i["__index__"] for i in loader)
     assert got == list(range(150)) and len(ds) == 150
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+def test_each_rank_and_worker_reads_only_its_own_parts(both, mode, monkeypatch):
+    from curate.io import dataset
+
+    read, real = [], dataset.read_part
+
+    def spy(path, *args, **kwargs):
+        read.append(str(path).replace("\\", "/").rsplit("/", 2)[-2:])
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dataset, "read_part", spy)
+    folder = ["manifest", "stream"][mode]  # materialised: the manifest is the stream
+    blocks = 4  # 150 positions in blocks of 40
+    for rank in range(2):
+        for worker in range(2):
+            read.clear()
+            n = sum(1 for _ in PlannedStream(both[mode], rank=rank, world_size=2, files=False).items(worker, 2))
+            want = [k for k in range(blocks) if k % 4 == worker * 2 + rank]  # K mod R·W = w·R + r
+            assert read == [[folder, f"part-{k:05d}.parquet"] for k in want]
+            assert n == sum(min(40, 150 - 40 * k) for k in want)

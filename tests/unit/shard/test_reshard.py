@@ -1,10 +1,6 @@
 from dataclasses import replace
-from pathlib import Path
-
-import pytest
 
 from curate.shard.reshard import ShardJob, Source, _write_through_python, index_source, split, write_shard
-from curate.shard.run import ShardConfig, run_shard
 from curate.shard.synthetic import SyntheticRun, make_run
 
 
@@ -39,38 +35,6 @@ def test_write_shard_is_idempotent_and_reads_each_source_once(tmp_path):
     assert write_shard(job) == stats and (tmp_path / "o.tar").read_bytes() == want
     other = ShardJob.of(job.tar, job.stats, job.name, [("a", src.path, files)])  # another job, same name: rewritten
     assert write_shard(other)["samples"] == 1
-
-
-def _outputs(run):
-    shard = Path(run) / "shard"
-    return {p.name: p.read_bytes() for p in shard.iterdir()
-            if p.suffix in (".tar", ".parquet") or p.name in ("sizes.json", "plan.json")}
-
-
-@pytest.mark.spark
-def test_spark_writes_the_same_bytes_as_in_process(tmp_path, spark_engine):
-    cfg = ShardConfig(samples_per_shard=16, seed=3, passes=1.5)
-    for name in ("local", "spark"):
-        make_run(str(tmp_path / name), SyntheticRun(weights=True, safety_every=7))
-    a = run_shard(str(tmp_path / "local"), cfg)
-    b = run_shard(str(tmp_path / "spark"), cfg, spark_engine)
-    assert b["engine"] == "spark" and a["shards"] == b["shards"] > 3
-    assert _outputs(tmp_path / "local") == _outputs(tmp_path / "spark")
-
-
-@pytest.mark.ray
-def test_ray_writes_the_same_bytes_as_in_process(tmp_path):
-    from curate.engines.ray import RayEngine
-
-    if not hasattr(RayEngine, "run_tasks"):
-        pytest.skip("RayEngine.run_tasks is not there yet")
-    cfg = ShardConfig(samples_per_shard=16, seed=3, passes=1.5)
-    for name in ("local", "ray"):
-        make_run(str(tmp_path / name), SyntheticRun(weights=True))
-    run_shard(str(tmp_path / "local"), cfg)
-    with RayEngine(num_cpus=2) as engine:
-        run_shard(str(tmp_path / "ray"), cfg, engine)
-    assert _outputs(tmp_path / "local") == _outputs(tmp_path / "ray")
 
 
 def test_fast_tar_matches_the_deterministic_writer_and_tarfile(tmp_path):

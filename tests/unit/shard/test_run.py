@@ -22,7 +22,23 @@ def _tar(path):
 
 
 def _manifest(run):
-    return pq.read_table(Path(run) / "shard" / "manifest.parquet")
+    """The whole manifest: its parts (one per block of the stream) read in order."""
+    parts = sorted((Path(run) / "shard" / "manifest").glob("part-*.parquet"))
+    assert parts, f"no manifest parts in {run}/shard/manifest"
+    return pa.concat_tables([pq.read_table(p) for p in parts])
+
+
+def _seen(run):
+    """How many times the planned stream shows each uid: the replay list of a streamed folder (`stream/`),
+    or the manifest of a materialised one (one row per written copy)."""
+    out = Path(run) / "shard"
+    parts = sorted((out / ("stream" if (out / "stream").exists() else "manifest")).glob("part-*.parquet"))
+    return Counter(u for p in parts for u in pq.read_table(p, columns=["uid"]).column("uid").to_pylist())
+
+
+def _files(folder):
+    """Every file under `folder` by its relative path, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
 def test_one_pass_keeps_the_seeded_order_keys_and_layout(run_dir):
@@ -36,7 +52,17 @@ def test_one_pass_keeps_the_seeded_order_keys_and_layout(run_dir):
     assert m.column("key").to_pylist()[25] == "00001000000"
     assert set(m.column("repetition").to_pylist()) == {1} and set(m.column("copy").to_pylist()) == {0}
     assert json.loads((out / "sizes.json").read_text()) == {"00000.tar": 25, "00001.tar": 25, "00002.tar": 10}
+    # one manifest part per block of 25 stream positions, written beside that block's tar
+    parts = sorted(p.name for p in (out / "manifest").iterdir())
+    assert parts == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert [pq.read_metadata(out / "manifest" / p).num_rows for p in parts] == [25, 25, 10]
+    assert not (out / "stream").exists() and not (out / "_work").exists()
     assert stats["kept"] == 60 and stats["samples_written"] == 60 and stats["histogram"] == {"1": 60}
+    # one pass stores the same bytes either way; auto keeps the plain materialised layout
+    plan = json.loads((out / "plan.json").read_text())
+    tar_bytes = sum(json.loads((out / f"0000{i}_stats.json").read_text())["bytes"] for i in range(3))
+    assert plan["repetition"] == stats["repetition"] == "materialised"
+    assert plan["bytes_if_materialised"] == plan["bytes_if_streamed"] == tar_bytes == stats["bytes"]
     assert json.loads((out / "00002_stats.json").read_text())["samples"] == 10
     # the original files are carried over under the new key, and the json still names the uid
     first = _tar(out / "00000.tar")[:3]
@@ -51,8 +77,8 @@ def test_same_seed_same_bytes_and_rerun_is_a_no_op(tmp_path):
     for name in ("a", "b"):
         make_run(str(tmp_path / name), SyntheticRun())
         run_shard(str(tmp_path / name), ShardConfig(samples_per_shard=25, seed=1, passes=2))
-        outs.append({p.name: p.read_bytes() for p in (tmp_path / name / "shard").iterdir()
-                     if p.suffix == ".tar" or p.name == "sizes.json"})
+        outs.append({n: b for n, b in _files(tmp_path / name / "shard").items()
+                     if n.endswith((".tar", ".parquet")) or n in ("sizes.json", "plan.json")})
     assert outs[0] == outs[1]
     before = (tmp_path / "a" / "shard" / "_stats.json").stat().st_mtime_ns
     run_shard(str(tmp_path / "a"), ShardConfig(samples_per_shard=25, seed=1, passes=2))
@@ -88,7 +114,12 @@ def test_safety_listed_and_non_surviving_uids_are_never_written(tmp_path):
     assert not written & {u for i, u in enumerate(uids) if i % 4 == 0}
     assert uids[1] not in written and len(written) == 44
     assert stats["rejected"] == {"not_dedup_survivor": 1, "safety_hash_list": 15}
-    assert stats["rows_in"] == 60 and stats["samples_written"] == 3 * 44
+    # every sample repeats, so auto streams: each written once, the stream replays it 3 times
+    assert stats["repetition"] == "streamed" and stats["samples_written"] == 44
+    assert stats["rows_in"] == 60 and stats["samples_seen"] == 3 * 44 == sum(_seen(run).values())
+    assert set(_seen(run)) == written
+    plan = json.loads((Path(run) / "shard" / "plan.json").read_text())
+    assert plan["bytes_if_streamed"] == stats["bytes"] and plan["bytes_if_materialised"] == 3 * stats["bytes"]
     names = {json.loads(b)["uid"] for n, b in _tar(Path(run) / "shard" / "00000.tar") if n.endswith(".json")}
     assert names == written
 
@@ -98,9 +129,10 @@ def test_weights_from_select_set_the_counts(tmp_path):
     make_run(run, SyntheticRun(weights=True))
     stats = run_shard(run, ShardConfig(samples_per_shard=1000, samples_seen=240))
     m = _manifest(run)
-    per_uid = Counter(m.column("uid").to_pylist())
+    per_uid = _seen(run)
     weight = dict(zip(m.column("uid").to_pylist(), m.column("weight").to_pylist(), strict=True))
-    assert sum(per_uid.values()) == 240 == stats["samples_seen"]
+    planned = dict(zip(m.column("uid").to_pylist(), m.column("repetition").to_pylist(), strict=True))
+    assert sum(per_uid.values()) == 240 == stats["samples_seen"] and planned == dict(per_uid)
     for u, n in per_uid.items():
         assert abs(n - 240 * weight[u] / 120) < 1  # weights 1,2,3 repeat: they sum to 120
     keys = m.column("key").to_pylist()
@@ -138,7 +170,7 @@ def test_external_datacomp_selection_and_img2dataset_shards(tmp_path):
     out = str(tmp_path / "out")
     stats = run_shard(out, ShardConfig(uids=str(tmp_path / "sel.npy"), source_shards=str(tmp_path / "i2d"),
                                        samples_seen=8))
-    counts = Counter(_manifest(out).column("uid").to_pylist())
+    counts = _seen(out)
     assert counts == {uids[3]: 2, uids[5]: 4, uids[8]: 2}  # DataComp: a uid listed twice weighs double
     assert stats["rejected"] == {"not_in_source_shards": 1}
 
@@ -170,6 +202,9 @@ def test_cli_accepts_trainer_terms(run_dir, capsys):
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert stats["samples_seen"] == 120 and stats["samples_written"] == 60 and stats["shards"] == 2
     assert _parse(["shard", "r", "--samples-seen", "12.8e9"]).samples_seen == 12_800_000_000
+    from curate.shard import cli, run
+
+    assert _parse(["shard", "r"]).repetition == ShardConfig().repetition == "auto" and cli.MODES == run.MODES
     with pytest.raises(SystemExit):
         _parse(["shard", "r", "--samples-seen", "5", "--passes", "2"])
     assert "not allowed with" in capsys.readouterr().err
@@ -184,8 +219,9 @@ def test_a_copied_run_reruns_to_the_same_bytes(tmp_path, run_dir):
     run_shard(run_dir, ShardConfig(samples_per_shard=25))
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
-    before = {p.name: p.read_bytes() for p in (copy / "shard").iterdir()}
+    before = _files(copy / "shard")
+    assert "manifest/part-00000.parquet" in before
     (copy / "shard" / "_SUCCESS").unlink()
     (copy / "shard" / "00000.tar").write_bytes(before["00000.tar"][:100])  # damaged, its stats still there
     run_shard(str(copy), ShardConfig(samples_per_shard=25))
-    assert {p.name: p.read_bytes() for p in (copy / "shard").iterdir()} == before
+    assert _files(copy / "shard") == before
