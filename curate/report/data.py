@@ -31,6 +31,15 @@ def _table(path: str) -> pa.Table | None:
         return None
 
 
+def _manifest(run: str) -> pa.Table | None:
+    """The shard manifest with one row per kept sample: copy 0 of each (a materialised folder lists every
+    copy; a streamed one lists each sample once, as copy 0)."""
+    manifest = _table(fs.join(run, "shard", "manifest.parquet"))
+    if manifest is not None and "copy" in manifest.column_names:
+        manifest = manifest.filter(pc.equal(manifest.column("copy"), 0))
+    return manifest
+
+
 def funnel(run: str) -> dict:
     """The audit when every stage finished (its numbers, exactly), else each finished stage's _stats.json."""
     if all(StageDir(run, s).done() for s in STAGES):
@@ -94,7 +103,7 @@ def languages(run: str, score_table: pa.Table | None) -> dict | None:
     ok = score_table.filter(pc.equal(score_table.column("status"), "ok")) \
         if "status" in score_table.column_names else score_table
     before = Counter(ok.column("language").to_pylist())
-    manifest = _table(fs.join(run, "shard", "manifest.parquet"))
+    manifest = _manifest(run)
     after: Counter | None = None
     if manifest is not None and "language" in manifest.column_names:
         after = Counter(manifest.column("language").to_pylist())
@@ -126,7 +135,7 @@ def weights(run: str) -> list[float] | None:
 
 
 def repetition(run: str) -> tuple[str, list[int]] | None:
-    manifest = _table(fs.join(run, "shard", "manifest.parquet"))
+    manifest = _manifest(run)
     if manifest is None:
         return None
     for name in REPETITION_COLUMNS:
