@@ -54,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(format_funnel(result))
     print(f"\noutputs in {out}/: pool (generated input), download (tar shards + samples status), dedup,"
           f" score (scores + embeddings), select (uids.npy, decisions), shard (training shards, sizes.json,"
-          f" manifest.parquet)")
+          f" manifest/ parts)")
     print(f"report: {out}/report/index.html")
     return 0 if result.ok else 1
 

@@ -40,7 +40,7 @@ def run_pipeline(run_dir: str, config: PipelineConfig) -> Audit:
             with RayEngine() as ray_engine:
                 run_score(ray_engine, run_dir, config.score)
         run_select(run_dir, config.select, spark)
-        run_shard(run_dir, config.shard)
+        run_shard(run_dir, config.shard, spark)
         return audit(run_dir, spark)
 
 

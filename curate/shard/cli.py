@@ -38,6 +38,10 @@ def cmd_shard(args: argparse.Namespace) -> int:
     config.check()  # a bad combination is a one-line error before any engine starts
     if args.threads is not None and args.engine != "local":
         raise CurateError("shard: --threads is for --engine local; Spark and Ray size their own workers")
+    from curate.io.stagedir import StageDir
+
+    if args.engine != "local" and not StageDir(args.run, "shard").done():  # before the engine starts: one line
+        StageDir.check_ready(args.run, "shard", "select" if config.uids is None else None)
     if args.engine == "spark":
         with spark_engine(args) as engine:
             report(run_shard(args.run, config, engine))
@@ -74,8 +78,9 @@ def add_parser(sub) -> None:
                    help="a DataComp-format u8,u8 .npy selection instead of RUN/select/uids.npy")
     p.add_argument("--source-shards", default=None, metavar="DIR",
                    help="img2dataset/DataComp shards (NNNNN.tar + NNNNN.parquet) instead of RUN/download/shards")
-    p.add_argument("--engine", choices=("local", "spark", "ray"), default="local",
-                   help="where the table work runs: plan passes, shuffle, tar writers (default: in this process)")
+    p.add_argument("--engine", choices=("local", "spark", "ray"), default="spark",
+                   help="where the table work runs: plan passes, shuffle, tar writers (default: Spark, local[*] "
+                        "or spark-submit's master; local: this process, fast at demo size, the same bytes)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="threads copying each shard with --engine local (default: one per core, at most 16)")
     add_spark_options(p)

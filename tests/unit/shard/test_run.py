@@ -197,7 +197,7 @@ def _parse(argv):
 
 def test_cli_accepts_trainer_terms(run_dir, capsys):
     args = _parse(["shard", run_dir, "--samples-seen", "1.2e2", "--samples-per-shard", "50",
-                   "--repetition", "streamed", "--threads", "3"])
+                   "--repetition", "streamed", "--engine", "local", "--threads", "3"])
     assert args.func(args) == 0
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert stats["samples_seen"] == 120 and stats["samples_written"] == 60 and stats["shards"] == 2
