@@ -10,10 +10,11 @@ is started before curate's timing and timed separately (a cluster job has one al
 per second per core, end to end (img2dataset's times include its process start-up, ours Spark's Python
 workers' start-up), and curate / img2dataset.
 
-curate runs twice per round: with every check of issue 17 on (robots.txt and TDMRep per host, X-Robots-Tag,
-per-host politeness at its defaults, a denylist of 1,000 URLs, domains and uids that match no pool row, and
-the pool's safety hash list plus 16 PDQ entries, so every body gets md5, sha1, sha256, pHash and PDQ before
-it is written), and with them off (`--no-robots --no-tdmrep`, no lists), to show what the checks cost.
+curate runs three times per round: with every check of issue 17 on (robots.txt and TDMRep per host,
+X-Robots-Tag, per-host politeness at its defaults, a denylist of 1,000 URLs, domains and uids that match no
+pool row, and the pool's safety hash list plus 16 PDQ entries, so every body gets md5, sha1, sha256, pHash
+and PDQ before it is written); the same with the lists' exact hashes only (no body decoded for the check);
+and with the checks off (`--no-robots --no-tdmrep`, no lists), to show what each costs.
 """
 
 from __future__ import annotations
@@ -40,27 +41,34 @@ def _img2dataset(pool: Path, out: Path, threads: int, shard_size: int) -> float:
     return time.perf_counter() - start
 
 
-def _lists(pool: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _lists(pool: Path, perceptual: bool = True) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(denylists, hash lists) for the checked run: a denylist that matches no pool row (its cost, not its
-    effect) and the pool's hash list plus PDQ entries (so every body is PDQ-hashed too)."""
+    effect) and the pool's hash list plus PDQ entries (so every body is pHash- and PDQ-hashed too); without
+    `perceptual`, only the list's md5, sha1 and sha256 entries (no body is decoded for the check)."""
     import random
 
     rng = random.Random(0)
+    if not perceptual:
+        exact = pool / "bench-exact.txt"
+        exact.write_text("".join(line + "\n" for line in (pool / "hashlist.txt").read_text().splitlines()
+                                 if len(line.strip()) in (32, 40, 64)))
     deny = pool / "bench-denylist.txt"
     deny.write_text("".join(f"http://deny-{i}.example.org/img/{i}.jpg\n" for i in range(400))
                     + "".join(f"deny-{i}.example.net\n" for i in range(300))
                     + "".join(f"{rng.getrandbits(128):032x}\n" for i in range(300)))
     pdq = pool / "bench-pdq.txt"
     pdq.write_text("".join(f"pdq:{rng.getrandbits(256):064x}\n" for _ in range(16)))
+    if not perceptual:
+        return (str(deny),), (str(pool / "bench-exact.txt"),)
     return (str(deny),), (str(pool / "hashlist.txt"), str(pdq))
 
 
 def _curate(engine, pool: Path, out: Path, port: int, threads: int, shard_size: int,
-            checks: bool = True) -> tuple[float, dict]:
+            checks: bool = True, perceptual: bool = True) -> tuple[float, dict]:
     from curate.download.config import DownloadConfig
     from curate.download.run import run_download
 
-    denylists, hash_lists = _lists(pool) if checks else ((), ())
+    denylists, hash_lists = _lists(pool, perceptual) if checks else ((), ())
     config = DownloadConfig(input=str(pool / "urls.parquet"), shard_size=shard_size, threads=threads, timeout=5,
                             allow_addresses=(f"127.0.0.1:{port}",), robots=checks, tdmrep=checks,
                             denylists=denylists, hash_lists=hash_lists)
@@ -99,6 +107,10 @@ def main(argv: list[str]) -> None:
                     t, stats = _curate(engine, root / "pool", root / f"curate-{r}", port, args.threads,
                                        args.shard_size)
                     rows.append(("curate download, all checks (Spark local[2])", args.n, t, _note(stats)))
+                    t, stats = _curate(engine, root / "pool", root / f"curate-exact-{r}", port, args.threads,
+                                       args.shard_size, perceptual=False)
+                    rows.append(("curate download, all checks, exact-hash lists only (Spark local[2])", args.n, t,
+                                 _note(stats)))
                     t, stats = _curate(engine, root / "pool", root / f"curate-bare-{r}", port, args.threads,
                                        args.shard_size, checks=False)
                     rows.append(("curate download, checks off (Spark local[2])", args.n, t, _note(stats)))
@@ -109,14 +121,18 @@ def main(argv: list[str]) -> None:
     for name, n, t, note in rows:
         print(f"| {name} | {n} | {t:.1f} | {n / t:.0f} | {n / t / CORES:.0f} | {note} |")
     i2d = [n / t for name, n, t, _ in rows if name.startswith("img2dataset")]
-    ours = [n / t for name, n, t, _ in rows if "all checks" in name]
+    ours = [n / t for name, n, t, _ in rows if name.startswith("curate download, all checks (")]
+    exact = [n / t for name, n, t, _ in rows if "exact-hash" in name]
     bare = [n / t for name, n, t, _ in rows if "checks off" in name]
     # round 1's checked run is like for like (both start their worker processes cold); after it, Spark's
     # Python workers are reused with img2dataset already imported, while img2dataset starts fresh processes
-    for r, (a, b, c) in enumerate(zip(ours, i2d, bare, strict=True), 1):
-        print(f"round {r}: curate (all checks) / img2dataset throughput {a / b:.2f}"
-              + (" (both cold; goal >= 0.9)" if r == 1 else " (Spark workers warm)")
-              + f"; curate all checks / checks off {a / c:.2f} (both Spark workers warm after round 1's first)")
+    for r, (a, b, c, e) in enumerate(zip(ours, i2d, bare, exact, strict=True), 1):
+        parts = [f"curate (all checks) / img2dataset throughput {a / b:.2f}"
+                 + (" (both cold; goal >= 0.9)" if r == 1 else " (Spark workers warm)")]
+        if r > 1:  # in round 1 the checked run alone started Spark's workers cold
+            parts.append(f"all checks / checks off {a / c:.2f}")
+        parts.append(f"exact-hash lists only / checks off {e / c:.2f}")
+        print(f"round {r}: " + "; ".join(parts))
 
 
 def _note(stats: dict) -> str:
