@@ -64,9 +64,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from curate.io import fs
     from curate.report import write_report
 
-    if not fs.exists(args.run):
+    if not fs.exists(args.run):  # before any JVM starts: the error is all the user sees
         raise CurateError(f"report: run directory not found: {args.run}")
-    print(write_report(args.run, args.out))
+    if args.engine == "spark":
+        from curate.cliutil import spark_engine
+
+        with spark_engine(args) as engine:
+            print(write_report(args.run, args.out, engine))
+    else:
+        print(write_report(args.run, args.out))
     return 0
 
 
@@ -103,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_stage(sub, "report", cmd_report, "Write a self-contained HTML report about a run.")
     p.add_argument("--out", default=None, help="output file (default: RUN/report/index.html)")
+    p.add_argument("--engine", choices=("spark", "local"), default="spark",
+                   help="spark (default: counts and histograms per part on a local Spark or the cluster) or local "
+                        "(this process reads one part at a time; for small runs)")
+    add_spark_options(p)
 
     from curate.plan import add_arguments as add_plan_arguments
 

@@ -58,12 +58,14 @@ def run_demo(out: str, pool: PoolConfig | None = None) -> Audit:
     first_url = fs.read_table(fs.join(pool_dir, "urls.parquet")).column("url")[0].as_py()
     port = urlsplit(first_url).port
     config = demo_config(pool_dir, port)
-    if StageDir(out, "download").done():
-        result = run_pipeline(out, config)
-    else:
-        with LoopbackServer(fs.join(pool_dir, "site"), port=port):
-            result = run_pipeline(out, config)
+    from curate.engines.spark import SparkEngine
     from curate.report import write_report
 
-    write_report(out)  # RUN/report/index.html: funnel, score histograms, image grids
+    with SparkEngine() as spark:  # one session: the pipeline's stages reuse it, then the report's counts
+        if StageDir(out, "download").done():
+            result = run_pipeline(out, config)
+        else:
+            with LoopbackServer(fs.join(pool_dir, "site"), port=port):
+                result = run_pipeline(out, config)
+        write_report(out, engine=spark)  # RUN/report/index.html: funnel, score histograms, image grids
     return result

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from html import escape
 
 from curate.io import fs
-from curate.report import data, failures, images, svg
+from curate.report import data, failures, svg
 
 log = logging.getLogger(__name__)
 KEPT_SAMPLES = 24
@@ -51,10 +51,11 @@ if(bad){note('broken images: '+bad);}document.body.setAttribute('data-images-che
 """
 
 
-def write_report(run: str, out: str | None = None) -> str:
-    """Write the report for `run` to `out` (default RUN/report/index.html); return its path."""
+def write_report(run: str, out: str | None = None, engine=None) -> str:
+    """Write the report for `run` to `out` (default RUN/report/index.html), its table work done on `engine`
+    (default: this process, one part at a time); return its path."""
     start = time.monotonic()
-    page = render(run)
+    page = render(run, engine)
     out = out or fs.join(run, "report", "index.html")
     fs.write_bytes(out, page.encode("utf-8"))
     log.info("report: wrote %s (%.0f kB) in %.1fs", out, len(page) / 1024, time.monotonic() - start)
@@ -70,18 +71,19 @@ def _section(title: str, anchor: str, body: Callable[[], str]) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>{inner}</section>'
 
 
-def render(run: str) -> str:
-    funnel = data.funnel(run)
+def render(run: str, engine=None) -> str:
+    d = data.ReportData(run, engine)
+    funnel = data.funnel(run, d.engine)
     sections = [
         _section("Funnel", "funnel", lambda: _funnel(funnel)),
         _section("Download failures", "download-failures", lambda: failures.section(run)),
-        _section("Score distributions and policy thresholds", "scores", lambda: _scores(run)),
-        _section("Languages before and after selection", "languages", lambda: _languages(run)),
-        _section("Selection weights", "weights", lambda: _weights(run)),
-        _section("Duplicate groups", "duplicates", lambda: _duplicates(run)),
-        _section("Repetition", "repetition", lambda: _repetition(run)),
-        _section("Kept samples", "kept", lambda: _kept(run)),
-        _section("Rejected samples by reason", "rejected", lambda: _rejected(run)),
+        _section("Score distributions and policy thresholds", "scores", lambda: _scores(d)),
+        _section("Languages before and after selection", "languages", lambda: _languages(d)),
+        _section("Selection weights", "weights", lambda: _weights(d)),
+        _section("Duplicate groups", "duplicates", lambda: _duplicates(d)),
+        _section("Repetition", "repetition", lambda: _repetition(d)),
+        _section("Kept samples", "kept", lambda: _kept(d)),
+        _section("Rejected samples by reason", "rejected", lambda: _rejected(d)),
     ]
     funnel_json = json.dumps(funnel, sort_keys=True).replace("</", "<\\/")
     status = ("" if funnel.get("ok") is None else
@@ -124,30 +126,23 @@ def _chart(title: str, body: str) -> str:
     return f'<div class="chart"><h3>{escape(title)}</h3>{body}</div>'
 
 
-def _scores(run: str) -> str:
-    table = data.scores(run)
-    if table is None:
+def _scores(d: data.ReportData) -> str:
+    found = d.scores()
+    if found is None:
         return NA.format(" (no score stage output)")
-    cols = data.score_columns(table)
-    if not cols:
+    if not found:
         return NA.format(" (no score columns)")
-    thresholds = data.thresholds(run)
-    kept = set(data.kept_uids(run) or [])
-    uids = table.column("uid").to_pylist()
+    thresholds = data.thresholds(d.run)
     charts = []
-    for col in cols:
-        values = table.column(col).to_pylist()
-        series = {"all scored": values}
-        if kept:
-            series["kept"] = [v for u, v in zip(uids, values, strict=True) if u in kept]
+    for col, series, edges in found:
         thr = thresholds.get(col, [])
         note = "" if thr else " (no threshold in the policy)"
-        charts.append(_chart(f"{col}{note}", svg.histogram(series, col, thr)))
+        charts.append(_chart(f"{col}{note}", svg.histogram_counts(series, edges, col, thr)))
     return f'<div class="charts">{"".join(charts)}</div>'
 
 
-def _languages(run: str) -> str:
-    langs = data.languages(run, data.scores(run))
+def _languages(d: data.ReportData) -> str:
+    langs = d.languages()
     if langs is None:
         return NA.format(" (no language column)")
     before, after = langs["before"], langs["after"] or {}
@@ -161,15 +156,16 @@ def _languages(run: str) -> str:
             + f'<table><tr><th>language</th><th>scored</th><th>kept</th></tr>{table}</table>')
 
 
-def _weights(run: str) -> str:
-    w = data.weights(run)
-    if w is None:
+def _weights(d: data.ReportData) -> str:
+    found = d.weights()
+    if found is None:
         return NA.format(" (select/decisions has no weight column)")
-    return _chart("weight of kept samples", svg.histogram({"weight": w}, "weights"))
+    series, edges = found
+    return _chart("weight of kept samples", svg.histogram_counts(series, edges, "weights"))
 
 
-def _duplicates(run: str) -> str:
-    groups = data.duplicate_groups(run)
+def _duplicates(d: data.ReportData) -> str:
+    groups = d.duplicate_groups()
     if groups is None:
         return NA.format(" (no dedup decisions)")
     if not groups:
@@ -177,18 +173,18 @@ def _duplicates(run: str) -> str:
     n = sum(groups.values())
     rows = "".join(f'<tr data-group-size="{k}" data-groups="{v}"><td>{k}</td><td>{v:,}</td></tr>'
                    for k, v in groups.items())
-    hist = svg.histogram({"groups": [k for k, v in groups.items() for _ in range(v)]}, "group sizes", integer=True)
+    hist = svg.integer_histogram({"groups": groups}, "group sizes")
     return (f"<p>{n:,} groups of two or more rows (survivor plus duplicates)</p>"
             + _chart("rows per duplicate group", hist)
             + f"<table><tr><th>group size</th><th>groups</th></tr>{rows}</table>")
 
 
-def _repetition(run: str) -> str:
-    rep = data.repetition(run)
+def _repetition(d: data.ReportData) -> str:
+    rep = d.repetition()
     if rep is None:
         return NA.format(" (shard/manifest.parquet has no repetition column)")
-    name, values = rep
-    return _chart(f"{name} per kept sample", svg.histogram({name: values}, name, integer=True))
+    name, counts = rep
+    return _chart(f"{name} per kept sample", svg.integer_histogram({name: counts}, name))
 
 
 def _cell(uid: str, row: dict, thumbs: dict[str, str], note: str = "") -> str:
@@ -198,27 +194,25 @@ def _cell(uid: str, row: dict, thumbs: dict[str, str], note: str = "") -> str:
     return f'<div class="cell" data-uid="{escape(uid)}">{img}{caption}</div>'
 
 
-def _kept(run: str) -> str:
-    kept = data.kept_uids(run)
+def _kept(d: data.ReportData) -> str:
+    kept = d.kept()
     if kept is None:
         return NA.format(" (no selection yet)")
-    index = data.samples_index(run)
-    chosen = {u: index[u] for u in kept[:KEPT_SAMPLES] if u in index}
-    thumbs = images.load_thumbnails(run, chosen)
+    n, first = kept
+    rows, thumbs = d.examples(first[:KEPT_SAMPLES])
+    chosen = {u: rows[u] for u, _ in first[:KEPT_SAMPLES] if u in rows}
     cells = "".join(_cell(u, row, thumbs) for u, row in chosen.items())
-    return f"<p>the first {len(chosen)} of {len(kept):,} kept samples by uid</p><div class=\"grid\">{cells}</div>"
+    return f"<p>the first {len(chosen)} of {n:,} kept samples by uid</p><div class=\"grid\">{cells}</div>"
 
 
-def _rejected(run: str) -> str:
-    by_reason = data.rejected_uids(run)
+def _rejected(d: data.ReportData) -> str:
+    by_reason = d.rejected()
     if not by_reason:
         return "<p>no rejected samples</p>"
-    index = data.samples_index(run)
-    chosen = {u: index[u] for uids in by_reason.values() for u in uids[:PER_REASON] if u in index}
-    thumbs = images.load_thumbnails(run, chosen)
+    rows, thumbs = d.examples([pair for _, first in by_reason.values() for pair in first[:PER_REASON]])
     parts = []
-    for reason, uids in by_reason.items():
-        cells = "".join(_cell(u, chosen[u], thumbs, reason) for u in uids[:PER_REASON] if u in chosen)
-        parts.append(f'<h3 data-reason="{escape(reason)}" data-count="{len(uids)}">{escape(reason)}: {len(uids):,}'
+    for reason, (n, first) in by_reason.items():
+        cells = "".join(_cell(u, rows[u], thumbs, reason) for u, _ in first[:PER_REASON] if u in rows)
+        parts.append(f'<h3 data-reason="{escape(reason)}" data-count="{n}">{escape(reason)}: {n:,}'
                      f' rows</h3><div class="grid">{cells}</div>')
     return "".join(parts)

@@ -8,6 +8,7 @@ import io
 import logging
 from collections import defaultdict
 
+import pyarrow as pa
 from PIL import Image
 
 from curate.io import fs
@@ -58,3 +59,19 @@ def load_thumbnails(run: str, wanted: dict[str, dict]) -> dict[str, str]:
         except Exception as exc:  # a damaged tar costs its thumbnails, not the report
             log.warning("report: cannot read thumbnails from %s: %s", path, exc)
     return out
+
+
+def load_examples(item: dict) -> dict:
+    """One task's work for the image grids: the download rows of a bounded set of uids (`parts`: samples part
+    path → uids) and their thumbnails. Returns {"rows": uid → row, "thumbs": uid → data URI}."""
+    import pyarrow.compute as pc
+
+    from curate.io import dataset
+
+    columns = ["uid", "url", "caption", "status", "error", "shard", "key"]
+    rows: dict[str, dict] = {}
+    for path, uids in sorted(item["parts"].items()):
+        table = dataset.read_part(path, columns, only_present=True)
+        table = table.filter(pc.is_in(table.column("uid"), value_set=pa.array(uids, pa.string())))
+        rows.update({row["uid"]: row for row in table.to_pylist()})
+    return {"rows": rows, "thumbs": load_thumbnails(item["run"], rows)}

@@ -22,24 +22,42 @@ def _nice(x: float) -> str:
     return f"{x:.3g}"
 
 
-def histogram(series: dict[str, Sequence[float]], title: str, thresholds: Sequence[tuple[str, float]] = (),
-              bins: int = 30, integer: bool = False) -> str:
-    """One histogram per named series (overlaid), with labelled vertical lines at `thresholds`."""
-    arrays = {k: np.asarray([v for v in vals if v is not None and not math.isnan(v)], dtype=float)
-              for k, vals in series.items()}
-    arrays = {k: a for k, a in arrays.items() if a.size}
-    if not arrays:
-        return '<p class="na">no values</p>'
-    allv = np.concatenate(list(arrays.values()))
-    lo, hi = float(allv.min()), float(allv.max())
+def edges(lo: float, hi: float, thresholds: Sequence[tuple[str, float]] = (), bins: int = 30,
+          integer: bool = False) -> np.ndarray:
+    """The bin edges of a histogram of values in [lo, hi], widened to show every threshold: one bin per
+    integer, or `bins` equal bins. Fixed before any value is counted, so counts per part add up."""
     for _, t in thresholds:
         lo, hi = min(lo, t), max(hi, t)
     if integer:
-        edges = np.arange(math.floor(lo), math.floor(hi) + 2) - 0.5
-    else:
-        hi = hi if hi > lo else lo + 1.0
-        edges = np.linspace(lo, hi, bins + 1)
-    counts = {k: np.histogram(a, bins=edges)[0] for k, a in arrays.items()}
+        return np.arange(math.floor(lo), math.floor(hi) + 2) - 0.5
+    hi = hi if hi > lo else lo + 1.0
+    return np.linspace(lo, hi, bins + 1)
+
+
+def finite(values: Sequence[float | None]) -> np.ndarray:
+    """The values that are numbers (no None, no NaN), as float64."""
+    a = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    return a[~np.isnan(a)]
+
+
+def histogram(series: dict[str, Sequence[float]], title: str, thresholds: Sequence[tuple[str, float]] = (),
+              bins: int = 30, integer: bool = False) -> str:
+    """One histogram per named series (overlaid), with labelled vertical lines at `thresholds`."""
+    arrays = {k: a for k, a in ((k, finite(vals)) for k, vals in series.items()) if a.size}
+    if not arrays:
+        return '<p class="na">no values</p>'
+    allv = np.concatenate(list(arrays.values()))
+    e = edges(float(allv.min()), float(allv.max()), thresholds, bins, integer)
+    return histogram_counts({k: np.histogram(a, bins=e)[0] for k, a in arrays.items()}, e, title, thresholds)
+
+
+def histogram_counts(counts: dict[str, Sequence[int]], edges: Sequence[float], title: str,
+                     thresholds: Sequence[tuple[str, float]] = ()) -> str:
+    """The chart of `histogram` from counts per bin already made (by the engine, per part, then added)."""
+    counts = {k: np.asarray(c, dtype=np.int64) for k, c in counts.items() if int(np.sum(c))}
+    if not counts:
+        return '<p class="na">no values</p>'
+    edges = np.asarray(edges, dtype=float)
     ymax = max(int(c.max()) for c in counts.values()) or 1
     pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
 
@@ -103,3 +121,18 @@ def bars(rows: Sequence[tuple[str, Sequence[float]]], series: Sequence[str], tit
                      f'class="ax">{escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def integer_histogram(series: dict[str, dict[int, int]], title: str) -> str:
+    """`histogram(..., integer=True)` from counts per value (value → rows), one bin per integer."""
+    present = [int(v) for c in series.values() for v, n in c.items() if n]
+    if not present:
+        return '<p class="na">no values</p>'
+    e = edges(min(present), max(present), integer=True)
+    counts = {}
+    for name, c in series.items():
+        bins = np.zeros(len(e) - 1, dtype=np.int64)
+        for v, n in c.items():
+            bins[int(v) - math.floor(min(present))] += n
+        counts[name] = bins
+    return histogram_counts(counts, e, title)

@@ -109,10 +109,10 @@ def test_select_thresholds_and_kept_samples(partial_run):
 def test_a_broken_section_costs_only_that_section(partial_run, monkeypatch):
     from curate.report import data
 
-    def boom(run):
+    def boom(self):
         raise ValueError("bad table")
 
-    monkeypatch.setattr(data, "duplicate_groups", boom)
+    monkeypatch.setattr(data.ReportData, "duplicate_groups", boom)
     page = render(str(partial_run))
     assert "not available for this run (ValueError: bad table)" in page and 'id="funnel-table"' in page
 
@@ -121,7 +121,7 @@ def test_cli_report_writes_the_page_and_rejects_a_missing_run(partial_run, tmp_p
     from curate.cli import main
 
     out = tmp_path / "r.html"
-    assert main(["report", str(partial_run), "--out", str(out)]) == 0
+    assert main(["report", str(partial_run), "--out", str(out), "--engine", "local"]) == 0
     assert capsys.readouterr().out.strip() == str(out) and out.read_text().startswith("<!DOCTYPE html>")
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "run directory not found" in capsys.readouterr().err
