@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -47,6 +48,21 @@ def makedirs(path: str) -> None:
 def _tmp_name(p: str) -> str:
     head, _, tail = p.rpartition("/")
     return f"{head}/{TMP_PREFIX}{uuid.uuid4().hex[:8]}.{tail}"
+
+
+def remove_tree(path: str) -> None:
+    """Remove a folder (or file) and everything under it, if it exists. On local disk with shutil, not
+    fsspec's rm, which asks for the working folder first (a Ray job's working folder can be gone by then)."""
+    ffs, p = url_to_fs(path)
+    if not ffs.exists(p):
+        return
+    if is_local(path):
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        else:
+            os.remove(p)
+        return
+    ffs.rm(p, recursive=True)
 
 
 def is_local(path: str) -> bool:

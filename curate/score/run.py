@@ -141,6 +141,4 @@ def run_score(engine, run_dir: str, config: ScoreConfig | None = None) -> dict:
 
 
 def _remove(path: str) -> None:
-    ffs, p = fs.url_to_fs(path)
-    if ffs.exists(p):
-        ffs.rm(p, recursive=True)
+    fs.remove_tree(path)

@@ -108,9 +108,7 @@ def npy_bytes(arr: np.ndarray) -> bytes:
 
 
 def _remove(path: str) -> None:
-    ffs, p = fs.url_to_fs(path)
-    if ffs.exists(p):
-        ffs.rm(p, recursive=True)
+    fs.remove_tree(path)
 
 
 def _parallelism(engine) -> int:

@@ -145,6 +145,4 @@ def write_summary(sd: StageDir, policy: Policy, resolved: dict, inputs: dict, co
 
 
 def _remove(path: str) -> None:
-    ffs, p = fs.url_to_fs(path)
-    if ffs.exists(p):
-        ffs.rm(p, recursive=True)
+    fs.remove_tree(path)

@@ -200,8 +200,7 @@ def _playlist(frames: Frames, out: str, bits, offsets: Offsets, size: int, block
     schema = pa.schema([*LOCATED, *(pa.field(n, t) for n, t in TARGET_COLS if n != "repetition")])
     moved = frames.map(located, Targets(None, seed, bits, offsets, size, schema), schema)
     frames.gather(frames.groups(moved, "block", PlaylistWriter(out, size), WRITTEN, blocks), WRITTEN)
-    wfs, p = fs.url_to_fs(fs.join(out, "_work"))
-    wfs.rm(p, recursive=True)
+    fs.remove_tree(fs.join(out, "_work"))
 
 
 class _PartRows:

@@ -92,10 +92,8 @@ def _fresh(sd: StageDir, config: ShardConfig) -> None:
     sfs, p = fs.url_to_fs(sd.path)
     for f in sfs.ls(p, detail=False):
         base = f.rstrip("/").rsplit("/", 1)[-1]
-        if base.endswith((".tar", "_stats.json")):
-            sfs.rm(f)
-        elif base in ("manifest", "stream", "_work"):
-            sfs.rm(f, recursive=True)
+        if base.endswith((".tar", "_stats.json")) or base in ("manifest", "stream", "_work"):
+            fs.remove_tree(fs.join(sd.path, base))
     fs.write_json(path, wanted)
 
 

@@ -1,7 +1,7 @@
 """The pipeline with its run on an object store: a real S3 API (moto's server mode) on loopback, the input,
-the hash list and the eval images on S3 too, run through the CLI as a user would (download and dedup on
-Spark, score on Ray, whose workers read the shards from S3 and write their parts there); every output file
-equals the one a local run writes, byte for byte."""
+the hash list and the eval images on S3 too, run through the CLI as a user would (download, dedup, select,
+shard and audit on Spark, score on Ray; their workers read their inputs from S3 and write their parts there);
+every output file equals the one a local run writes, byte for byte."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _s3_digests(s3, root: str) -> dict[str, str]:
     return out
 
 
-def test_download_dedup_and_score_on_s3_equal_a_local_run(s3_env, small_pool, tmp_path):
+def test_the_pipeline_on_s3_equals_a_local_run(s3_env, small_pool, tmp_path):
     env, s3 = s3_env
     pool, server = small_pool
     port = server.base_url.rsplit(":", 1)[1]
@@ -92,6 +92,10 @@ def test_download_dedup_and_score_on_s3_equal_a_local_run(s3_env, small_pool, tm
             _curate(["score", run, "--probe", "is_red"], env, ray_tmp)
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+    for run in (str(local), remote):  # Spark's workers read the pool from S3, decide, write; shard moves the
+        _curate(["select", run], env, scratch)  # samples' bytes through the shuffle (no GET per sample)
+        _curate(["shard", run, "--samples-per-shard", "40"], env, scratch)
+        _curate(["audit", run], env, scratch)
 
     want = _local_digests(local)
     got = _s3_digests(s3, f"{BUCKET}/run")
@@ -101,5 +105,7 @@ def test_download_dedup_and_score_on_s3_equal_a_local_run(s3_env, small_pool, tm
     assert different == ["download/urls/_plan.json"]
     assert any(k.startswith("dedup/decisions/") for k in got) and any(k.endswith(".tar") for k in got)
     assert any(k.startswith("score/scores/") for k in got) and any(k.startswith("score/embeddings/") for k in got)
-    assert "score/_SUCCESS" in got
-    assert not [k for k in got if "/_tmp." in k or k.startswith(("download/_raw", "dedup/_work", "score/_pieces"))]
+    assert "score/_SUCCESS" in got and "select/uids.npy" in got and "shard/_SUCCESS" in got
+    assert any(k.startswith("shard/manifest/part-") for k in got) and any(k.startswith("shard/0") for k in got)
+    assert not [k for k in got if "/_tmp." in k or k.startswith(("download/_raw", "dedup/_work", "score/_pieces",
+                                                                   "select/_work", "shard/_work"))]

@@ -168,8 +168,11 @@ def _rerun(stage: str, run: Path) -> None:
             run_score(engine, str(run), config.score)
     elif stage == "select":
         run_select(str(run), config.select)
-    else:
-        run_shard(str(run), config.shard)
+    else:  # on Spark, as the pipeline shards
+        from curate.engines.spark import SparkEngine
+
+        with SparkEngine() as engine:
+            run_shard(str(run), config.shard, engine)
 
 
 @pytest.mark.parametrize("stage", ["score", "select", "shard"])
