@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+NEAR_HASHES = ("phash", "pdq")
+BITS = {"phash": 64, "pdq": 256}
+# facebook/ThreatExchange pdq/README.md: "Distance Threshold to consider two hashes to be similar/matching: <=31"
+# (of 256 bits); the same value as the download's write-time check (curate.download.safety.PDQ_DISTANCE)
+PDQ_DISTANCE = 31
+
 
 @dataclass(frozen=True)
 class DedupConfig:
@@ -15,17 +21,36 @@ class DedupConfig:
     # and resizes (imagededup's own PHash tests use <= 10 for "duplicates"; we stay conservative, see README).
     near_distance: int = 3
     eval_images: str | None = None  # folder of evaluation images to decontaminate against
-    eval_distance: int | None = None  # None = near_distance
-    hash_lists: tuple[str, ...] = ()  # safety hash lists (md5/sha1/sha256/phash hex; text, CSV or parquet)
+    eval_distance: int | None = None  # in bits of `near_hash`; None = that hash's near distance
+    hash_lists: tuple[str, ...] = ()  # safety hash lists (md5/sha1/sha256/phash/pdq hex; text, CSV or parquet)
     hash_list_distance: int = 3  # pHash entries of a hash list match within this many bits
     placeholder_min_urls: int = 5  # a hash shared by this many distinct canonical URLs is a placeholder; 0 = off
+    # which perceptual hash the near-duplicate and eval checks compare: "phash" (64 bits, `near_distance`)
+    # or "pdq" (Meta's 256-bit PDQ, `pdq_distance`); hash lists always use both kinds of entry they carry
+    near_hash: str = "phash"
+    pdq_distance: int = PDQ_DISTANCE  # PDQ bits two near-duplicates (or a pool and an eval image) may differ in
+    hash_list_pdq_distance: int = PDQ_DISTANCE  # PDQ entries of a hash list match within this many bits
 
     def __post_init__(self) -> None:
-        for name in ("near_distance", "hash_list_distance", "placeholder_min_urls"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.eval_distance is not None and self.eval_distance < 0:
-            raise ValueError(f"eval_distance must be >= 0, got {self.eval_distance}")
-        for name in ("near_distance", "hash_list_distance"):
-            if getattr(self, name) > 63:
-                raise ValueError(f"{name} must be < 64, got {getattr(self, name)}")
+        if self.near_hash not in NEAR_HASHES:
+            raise ValueError(f"near_hash must be one of {', '.join(NEAR_HASHES)}, got {self.near_hash!r}")
+        limits = {"near_distance": 64, "hash_list_distance": 64, "placeholder_min_urls": None, "pdq_distance": 256,
+                  "hash_list_pdq_distance": 256, "eval_distance": BITS[self.near_hash]}
+        for name, bits in limits.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+            if bits is not None and value >= bits:
+                raise ValueError(f"{name} must be < {bits}, got {value}")
+
+    @property
+    def near_bits(self) -> int:
+        """The near-duplicate distance in bits of `near_hash`."""
+        return self.pdq_distance if self.near_hash == "pdq" else self.near_distance
+
+    @property
+    def eval_bits(self) -> int:
+        """The eval-contamination distance in bits of `near_hash`."""
+        return self.near_bits if self.eval_distance is None else self.eval_distance

@@ -1,9 +1,10 @@
 """The hashing pass: one engine task per download shard reads its tar and hashes every kept image.
 
-Writes `dedup/hashes/NNNNN.parquet` (schema hashes.v1: uid, md5, sha1, sha256, phash) atomically, one part
+Writes `dedup/hashes/NNNNN.parquet` (schema hashes.v2: uid, md5, sha1, sha256, phash, pdq) atomically, one part
 per download shard, from a task that reads that shard's samples part and tar itself; a shard whose part
 exists is skipped (one listing), so an interrupted pass resumes where it stopped. Only hashes are written,
-never image bytes.
+never image bytes. A sample whose files an earlier dedup removed from the tar (a later hash list listed it,
+`curate.dedup.purge`) takes its hashes from `download/purged/NNNNN.parquet`, so it is decided again.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ from curate.io import dataset, fs
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+VERSION = 2  # hashes.v2 adds PDQ; v1 parts (no pdq column) are still read, their PDQ as null
+PURGED = "purged"  # download/purged/NNNNN.parquet: hashes of the samples whose files dedup removed
 
 
 def plan(run_dir: str, out_dir: str) -> list[dict]:
     """One task per download shard without a hashes part yet: two listings, one descriptor per shard."""
-    samples_dir = fs.join(run_dir, "download", "samples")
-    done = dataset.list_parts(out_dir)
+    samples_dir, purged_dir = fs.join(run_dir, "download", "samples"), fs.join(run_dir, "download", PURGED)
+    done, purged = dataset.list_parts(out_dir), dataset.list_parts(purged_dir)
     return [{"samples": fs.join(samples_dir, name), "tar": fs.join(run_dir, "download", "shards",
                                                                    name.removesuffix(dataset.SUFFIX) + ".tar"),
-             "out": fs.join(out_dir, name)}
+             "out": fs.join(out_dir, name), **({"purged": fs.join(purged_dir, name)} if name in purged else {})}
             for name in dataset.list_parts(samples_dir) if name not in done]
 
 
@@ -48,14 +51,20 @@ def hash_shard(item: dict) -> dict:
                 for m in tar:
                     key, _, ext = m.name.rpartition(".")
                     if ext.lower() in IMAGE_EXTS and key in wanted and m.isfile():
-                        rows[wanted[key]] = {"uid": wanted[key], **phash.hash_image(tar.extractfile(m).read())}
+                        body = tar.extractfile(m).read()
+                        rows[wanted[key]] = {"uid": wanted[key], **phash.hash_image(body, pdq=True)}
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise CurateError(f"dedup: cannot read {item['tar']}: {exc}") from exc
+    if item.get("purged"):  # files removed by an earlier dedup: their recorded hashes
+        uids = set(wanted.values())
+        for row in dataset.read_part(item["purged"], ["uid", "md5", "sha1", "sha256", "phash", "pdq"]).to_pylist():
+            if row["uid"] in uids:
+                rows.setdefault(row["uid"], row)
     missing = [k for k, u in wanted.items() if u not in rows]
     if missing:
         raise CurateError(f"dedup: {item['tar']} lacks images for keys {missing[:3]}")
-    table = pa.Table.from_pylist([rows[u] for u in sorted(rows)], schema=schemas.load("hashes"))
-    dataset.write_part(table, item["out"], "hashes")
+    table = pa.Table.from_pylist([rows[u] for u in sorted(rows)], schema=schemas.load("hashes", VERSION))
+    dataset.write_part(table, item["out"], "hashes", VERSION)
     return {"shards": 1, "images": table.num_rows}
 
 

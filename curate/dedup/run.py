@@ -1,10 +1,12 @@
 """The dedup stage: hash the downloaded images (one engine task per shard), then decide on Spark (see
 `curate.dedup.rules` for the order of checks; `curate.engines.spark_dedup` runs them and the survivor rule).
 
-Outputs in `<run>/dedup/`: `hashes/NNNNN.parquet` (hashes.v1, one per download shard), `decisions/NNNNN.parquet`
+Outputs in `<run>/dedup/`: `hashes/NNNNN.parquet` (hashes.v2, one per download shard), `decisions/NNNNN.parquet`
 (dedup.v1, the decisions of download shard NNNNN's rows, written by the executors), `_stats.json` (rows,
 kept, rejections by reason, duplicate groups, how many samples safety hash lists removed; counted by the
-engine) and `_SUCCESS` last. `_work/` holds the rules' checkpoints while they run.
+engine) and `_SUCCESS` last. `_work/` holds the rules' checkpoints while they run. With hash lists, the files
+of the samples they match are then removed from the download's tars, their hashes kept in
+`download/purged/` (`curate.dedup.purge`), before `_SUCCESS`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pyarrow as pa
 
 from curate.dedup import hashes as hashing
 from curate.dedup.config import DedupConfig
+from curate.dedup.purge import purge
 from curate.dedup.refs import Refs, hash_folder, load_hash_lists
 from curate.engines.base import Engine
 from curate.errors import CurateError
@@ -52,12 +55,17 @@ def run_dedup(engine: Engine, run_dir: str, config: DedupConfig | None = None) -
     decide(engine, samples_dir, sd.file("hashes"), config, safety, evalset, decisions_dir, work)
     stats, groups, near_groups = decision_stats(engine, decisions_dir)
     _remove(work)
+    purged = purge(engine, run_dir, decisions_dir, sd.file("hashes")) if len(safety) else {}
     result = {"stage": NAME, "engine": engine.name, "duplicate_groups": groups,
               "near_duplicate_groups": near_groups,
               "safety_hash_list_removed": stats.rejected.get("safety_hash_list", 0),
               "safety_hash_list_entries": len(safety), "eval_images_hashed": len(evalset.sha256),
+              "safety_files_removed": purged.get("safety_files_removed", 0),
+              "safety_shards_rewritten": purged.get("safety_shards_rewritten", 0),
               "config": {"near_distance": config.near_distance, "hash_list_distance": config.hash_list_distance,
-                         "placeholder_min_urls": config.placeholder_min_urls},
+                         "placeholder_min_urls": config.placeholder_min_urls, "near_hash": config.near_hash,
+                         "pdq_distance": config.pdq_distance,
+                         "hash_list_pdq_distance": config.hash_list_pdq_distance},
               **stats.to_dict()}
     sd.finish(result)
     return result

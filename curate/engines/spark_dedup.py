@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from curate import schemas
-from curate.dedup.config import DedupConfig
+from curate.dedup.config import BITS, DedupConfig
 from curate.dedup.mih import choose_parts
 from curate.dedup.phash import hex_to_int64
 from curate.dedup.refs import Refs
@@ -25,11 +25,19 @@ from curate.stage import StageStats
 
 log = logging.getLogger(__name__)
 
+PDQ_HEX = pa.schema([("pdq", pa.string())])
+PDQ_IDS = pa.schema([("h", pa.int64()), ("pdq", pa.string())])
 
-def base_frame(engine, samples_dir: str, hashes_dir: str) -> DataFrame:
+
+def base_frame(engine, samples_dir: str, hashes_dir: str, pdq: bool = False) -> DataFrame:
     items = [{"samples": fs.join(samples_dir, name), "hashes": fs.join(hashes_dir, name)}
              for name in dataset.list_parts(samples_dir)]
-    return engine.read_items(items, ShardRows(), BASE)
+    return engine.read_items(items, ShardRows(pdq), BASE)
+
+
+def needs_pdq(config: DedupConfig, safety: Refs, evalset: Refs) -> bool:
+    """Whether any check compares PDQ hashes (else the rows carry none)."""
+    return bool(safety.pdq) or (config.near_hash == "pdq" and (config.near or bool(evalset.pdq)))
 
 
 def _flag(frame: DataFrame, on: str, values: DataFrame, name: str) -> DataFrame:
@@ -46,18 +54,26 @@ def _refs_frame(engine, values, column: str, to_int: bool = False) -> DataFrame:
     return engine.session.createDataFrame([(v,) for v in values], f"{column} string")
 
 
-def _listed(engine, frame: DataFrame, refs: Refs, distance: int, name: str, kinds: tuple[str, ...]) -> DataFrame:
-    """frame + `name`: an exact hash of `kinds` is listed in `refs`, or its pHash is within `distance`."""
+def _listed(engine, frame: DataFrame, refs: Refs, distances: dict[str, int], name: str,
+            kinds: tuple[str, ...]) -> DataFrame:
+    """frame + `name`: an exact hash of `kinds` is listed in `refs`, or its pHash (PDQ hash) is within
+    `distances["phash"]` (`["pdq"]`) bits of a listed one; a perceptual kind missing from `distances` is not
+    compared."""
     frame = frame.withColumn(name, F.lit(False))
     for kind in kinds:
         if getattr(refs, kind):
             frame = _flag(frame, kind, _refs_frame(engine, getattr(refs, kind), kind), f"_{kind}_hit")
             frame = frame.withColumn(name, F.col(name) | F.col(f"_{kind}_hit")).drop(f"_{kind}_hit")
-    if refs.phash:
+    if refs.phash and "phash" in distances:
         ref = _refs_frame(engine, refs.phash, "h", to_int=True)
         pool = frame.where(F.col("h").isNotNull()).select("h").distinct()
-        near = sparkgraph.near_refs(pool, ref, choose_parts(distance, len(refs.phash)))
+        near = sparkgraph.near_refs(pool, ref, choose_parts(distances["phash"], len(refs.phash)))
         frame = _flag(frame, "h", near, "_ph_hit").withColumn(name, F.col(name) | F.col("_ph_hit")).drop("_ph_hit")
+    if refs.pdq and "pdq" in distances:
+        pool = frame.where(F.col("pdq").isNotNull()).select("pdq").distinct()
+        near = sparkgraph.near_refs_hex(pool, list(refs.pdq), distances["pdq"], 256).select("pdq")
+        frame = _flag(frame, "pdq", near, "_pdq_hit").withColumn(name, F.col(name) | F.col("_pdq_hit")).drop(
+            "_pdq_hit")
     return frame
 
 
@@ -82,11 +98,12 @@ def exact_rules(engine, frame: DataFrame, config: DedupConfig, safety: Refs, eva
         return f.withColumn("reason", F.when(hit, F.lit(name)).otherwise(F.col("reason")))
 
     if len(safety):
-        frame = _listed(engine, frame, safety, config.hash_list_distance, "_unsafe", ("md5", "sha1", "sha256"))
+        frame = _listed(engine, frame, safety, {"phash": config.hash_list_distance,
+                                                "pdq": config.hash_list_pdq_distance},
+                        "_unsafe", ("md5", "sha1", "sha256"))
         frame = assign(frame, F.col("_unsafe"), "safety_hash_list").drop("_unsafe")
     if len(evalset):
-        distance = config.near_distance if config.eval_distance is None else config.eval_distance
-        frame = _listed(engine, frame, evalset, distance, "_eval", ("sha256",))
+        frame = _listed(engine, frame, evalset, {config.near_hash: config.eval_bits}, "_eval", ("sha256",))
         frame = assign(frame, F.col("_eval"), "eval_contamination").drop("_eval")
     if config.placeholder_min_urls > 0:
         k = config.placeholder_min_urls
@@ -118,15 +135,29 @@ def exact_rules(engine, frame: DataFrame, config: DedupConfig, safety: Refs, eva
                       "_img_first")
 
 
+def _distinct_pdq(engine, alive: DataFrame, work: str, partitions: int) -> tuple[DataFrame, DataFrame]:
+    """(alive rows as (uid, h), distinct PDQ hashes as (h, pdq)): each distinct PDQ hash gets a distinct int64
+    id `h`, fixed by writing the ids once under `work/` (every later step reads the same ids)."""
+    distinct = _checkpoint(engine, alive.select("pdq").distinct(), fs.join(work, "pdq"), PDQ_HEX, "pdq", partitions)
+    ids = distinct.withColumn("h", F.monotonically_increasing_id()).select("h", "pdq")
+    ids = _checkpoint(engine, ids, fs.join(work, "pdq_ids"), PDQ_IDS, "h", partitions)
+    return alive.join(ids, "pdq").select("uid", "h"), ids
+
+
 def near_rule(engine, frame: DataFrame, config: DedupConfig, work: str, partitions: int = 0) -> DataFrame:
-    """Rule 7 on the rows still kept: identical pHashes collapse, distinct ones pair by multi-index hashing,
-    groups are connected components; survivors are each group's smallest uid."""
-    alive = frame.where(F.col("reason").isNull() & F.col("h").isNotNull()).select("uid", "h")
-    distinct = _checkpoint(engine, alive.select("h").distinct(), fs.join(work, "hashes"), HASHES, "h", partitions)
+    """Rule 7 on the rows still kept: identical perceptual hashes (`config.near_hash`) collapse, distinct ones
+    pair by multi-index hashing, groups are connected components; survivors are each group's smallest uid."""
+    if config.near_hash == "pdq":
+        alive = frame.where(F.col("reason").isNull() & F.col("pdq").isNotNull()).select("uid", "pdq")
+        alive, distinct = _distinct_pdq(engine, alive, work, partitions)
+    else:
+        alive = frame.where(F.col("reason").isNull() & F.col("h").isNotNull()).select("uid", "h")
+        distinct = _checkpoint(engine, alive.select("h").distinct(), fs.join(work, "hashes"), HASHES, "h",
+                               partitions)
     n = distinct.count()
-    layout = choose_parts(config.near_distance, n)
-    log.info("dedup: %d distinct pHashes, near search in %d parts of %d bits (%d keys a row)", n, layout.parts,
-             layout.width, layout.keys_per_row())
+    layout = choose_parts(config.near_bits, n, BITS[config.near_hash])
+    log.info("dedup: %d distinct %s hashes, near search in %d parts of %d bits (%d keys a row)", n,
+             config.near_hash, layout.parts, layout.width, layout.keys_per_row())
     pairs = sparkgraph.near_pairs(distinct, layout, n).select("a", "b")
     comps = sparkgraph.connected_components(engine, pairs, fs.join(work, "components"))
     grouped = alive.join(comps.withColumnRenamed("node", "h"), "h", "left").select(
@@ -159,8 +190,8 @@ def decide(engine, samples_dir: str, hashes_dir: str, config: DedupConfig, safet
     shards = len(dataset.list_parts(samples_dir))
     parallelism = engine.session.sparkContext.defaultParallelism
     work_parts = max(parallelism, -(-shards // 32))  # about 320,000 rows a work part with 10,000-row shards
-    base = base_frame(engine, samples_dir, hashes_dir)
-    if safety.phash or evalset.phash:  # the pHash probes read the pool's hashes too: read the parts once
+    base = base_frame(engine, samples_dir, hashes_dir, needs_pdq(config, safety, evalset))
+    if safety.phash or safety.pdq or evalset.phash:  # the probes read the pool's hashes too: read the parts once
         base = base.persist(StorageLevel.DISK_ONLY)
     frame = exact_rules(engine, base, config, safety, evalset).select(*DECIDED.names)
     frame = _checkpoint(engine, frame, fs.join(work, "exact"), DECIDED, "uid", work_parts)

@@ -4,7 +4,8 @@
   blocked: a few rows per hash cross the shuffle to (part, prefix) groups, where the probe keys are made
   and matched with numpy; candidates linear in n, exact recall, each pair once.
 - `near_refs`: pool hashes within d bits of a reference list; only the reference side is indexed (all its
-  probe keys), the pool probes it with its exact part values through a broadcast join.
+  probe keys), the pool probes it with its exact part values through a broadcast join. `near_refs_hex` does
+  the same for 256-bit PDQ hashes with an in-memory reference index shipped to the executors.
 - `connected_components`: large-star / small-star (Kiveris et al., "Connected Components in MapReduce and
   Beyond", SoCC 2014), each round's edges checkpointed to a folder of the run; O(log^2 n) rounds.
 """
@@ -22,6 +23,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from curate.dedup import mih
 from curate.dedup.mih import Layout, signed
+from curate.dedup.refindex import RefIndex, hex_words
 from curate.io import fs
 
 log = logging.getLogger(__name__)
@@ -48,18 +50,31 @@ def _keyed(hashes: DataFrame, keys: DataFrame, col: str) -> DataFrame:
 EMITTED = pa.schema([("part", pa.int32()), ("prefix", pa.int64()), ("suffix", pa.int64()), ("h", pa.int64()),
                      ("budget", pa.int8())])
 PAIRS = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("distance", pa.int32())])
+HEX = "pdq"  # the hex column of hashes wider than 64 bits (`h` is then the hash's id)
+
+
+def _emitted(layout: Layout) -> pa.Schema:
+    """EMITTED, plus the words w0..w{W-1} of hashes wider than 64 bits."""
+    if layout.words == 1:
+        return EMITTED
+    return pa.schema([*EMITTED, *(pa.field(f"w{j}", pa.int64()) for j in range(layout.words))])
 
 
 class _Emit:
-    """mapInArrow: distinct hashes in, the rows each sends to the search groups out (`mih.emit`)."""
+    """mapInArrow: distinct hashes in, the rows each sends to the search groups out (`mih.emit`). 64-bit
+    hashes come as `h`; wider ones as an id `h` and their hex (`pdq`)."""
 
     def __init__(self, layout: Layout, p: int) -> None:
         self.layout, self.p = layout, p
 
     def __call__(self, batches):
         for batch in batches:
-            rows = mih.emit(batch.column(0).to_numpy(zero_copy_only=False), self.layout, self.p)
-            yield pa.RecordBatch.from_pydict(rows, schema=EMITTED)
+            h = batch.column("h").to_numpy(zero_copy_only=False)
+            words = None
+            if self.layout.words > 1:
+                words = hex_words(batch.column(HEX).to_pylist(), self.layout.bits).view(np.int64)
+            rows = mih.emit(h, self.layout, self.p, words)
+            yield pa.RecordBatch.from_pydict(rows, schema=_emitted(self.layout))
 
 
 class _Group:
@@ -69,13 +84,45 @@ class _Group:
         self.layout, self.p, self.count = layout, p, count
 
     def __call__(self, table: pa.Table) -> pa.Table:
+        words = None
+        if self.layout.words > 1:
+            words = np.column_stack([table.column(f"w{j}").to_numpy() for j in range(self.layout.words)])
         a, b, candidates = mih.group_pairs(table.column("part")[0].as_py(), table.column("suffix").to_numpy(),
                                            table.column("h").to_numpy(), table.column("budget").to_numpy(),
-                                           self.layout, self.p)
+                                           self.layout, self.p, words)
         if self.count:
             return pa.table({"candidates": [candidates]})
-        distance = pa.array(np.bitwise_count((a ^ b).view(np.uint64)).astype(np.int32))
-        return pa.table({"a": pa.array(a), "b": pa.array(b), "distance": distance}, schema=PAIRS)
+        if words is None:
+            distance = np.bitwise_count((a ^ b).view(np.uint64)).astype(np.int32)
+        else:  # ids: the distance of their hashes, looked up in this group's rows
+            order = np.argsort(table.column("h").to_numpy(), kind="stable")
+            ids = table.column("h").to_numpy()[order]
+            u = mih.as_words(ids, words[order])
+            diff = u[np.searchsorted(ids, a)] ^ u[np.searchsorted(ids, b)]
+            distance = np.bitwise_count(diff).sum(axis=1).astype(np.int32)
+        return pa.table({"a": pa.array(a), "b": pa.array(b), "distance": pa.array(distance)}, schema=PAIRS)
+
+
+class _RefProbe:
+    """mapInArrow: the pool hashes (hex, column `HEX`) within the distance of a reference list, each with its
+    distance, by a `RefIndex` of the references built once per executor process."""
+
+    def __init__(self, refs: np.ndarray, distance: int) -> None:
+        self.refs, self.distance, self.index = refs, distance, None
+
+    def __getstate__(self) -> dict:
+        return {"refs": self.refs, "distance": self.distance, "index": None}
+
+    def __call__(self, batches):
+        if self.index is None:
+            self.index = RefIndex(self.refs, self.distance)
+        bits = 64 * self.refs.shape[1]
+        for batch in batches:
+            values = batch.column(HEX)
+            d = self.index.within(hex_words(values.to_pylist(), bits))
+            hit = d >= 0
+            yield pa.RecordBatch.from_pydict({HEX: values.filter(pa.array(hit)), "distance": d[hit].astype(np.int32)},
+                                             schema=pa.schema([(HEX, pa.string()), ("distance", pa.int32())]))
 
 
 def _typed(fn):
@@ -90,7 +137,8 @@ def _typed(fn):
 
 def _grouped(hashes: DataFrame, layout: Layout, n: int) -> tuple:
     p = mih.block_bits(layout, n)
-    emitted = hashes.select("h").mapInArrow(_Emit(layout, p), from_arrow_schema(EMITTED))
+    cols = ["h"] if layout.words == 1 else ["h", HEX]
+    emitted = hashes.select(*cols).mapInArrow(_Emit(layout, p), from_arrow_schema(_emitted(layout)))
     log.info("near search: %d parts of %d bits, %d prefix bits (%d rows a hash cross the shuffle)", layout.parts,
              layout.width, p, layout.parts * sum(comb(p, t) for t in range(layout.radius + 1)))
     return emitted.groupBy("part", "prefix"), p
@@ -98,7 +146,8 @@ def _grouped(hashes: DataFrame, layout: Layout, n: int) -> tuple:
 
 def near_pairs(hashes: DataFrame, layout: Layout, n: int) -> DataFrame:
     """(a, b, distance) with a < b for `n` distinct int64 hashes (column `h`) within `layout.distance` bits,
-    each pair once, by the blocked multi-index search (`curate.dedup.mih`)."""
+    each pair once, by the blocked multi-index search (`curate.dedup.mih`). For 256-bit layouts (PDQ) the
+    hashes are hex strings (column `pdq`), `h` a distinct int64 id of each, and the pairs are of ids."""
     groups, p = _grouped(hashes, layout, n)
     return groups.applyInArrow(_typed(_Group(layout, p)), from_arrow_schema(PAIRS))
 
@@ -119,6 +168,15 @@ def near_refs(pool: DataFrame, refs: DataFrame, layout: Layout) -> DataFrame:
     hit = probe.join(F.broadcast(index), ["part", "v"]).where(
         F.bit_count(F.col("p").bitwiseXOR(F.col("r"))) <= layout.distance)
     return hit.select(F.col("p").alias("h")).distinct()
+
+
+def near_refs_hex(pool: DataFrame, refs: list[str], distance: int, bits: int) -> DataFrame:
+    """(pdq, distance): the distinct pool hashes (hex, column `pdq`) within `distance` bits of a reference
+    hash (hex). Only the references are indexed (`curate.dedup.refindex`, exact recall), shipped once with the
+    task closure; the pool is probed where it lies, by mapInArrow."""
+    words = hex_words(sorted(refs), bits)
+    schema = from_arrow_schema(pa.schema([(HEX, pa.string()), ("distance", pa.int32())]))
+    return pool.select(HEX).mapInArrow(_RefProbe(words, distance), schema)
 
 
 def connected_components(engine, edges: DataFrame, work: str, max_rounds: int = 100) -> DataFrame:

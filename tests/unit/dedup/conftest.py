@@ -13,7 +13,7 @@ from curate.io import dataset, fs
 
 
 def write_run(folder, rows: list[dict], shards: int = 2, hashes: bool = True) -> tuple[str, str]:
-    """Rows {uid, url, caption, sha256, md5, phash, status?} as samples and hashes parts, dealt to shards."""
+    """Rows {uid, url, caption, sha256, md5, phash, pdq?, status?} as samples and hashes parts, dealt to shards."""
     samples_dir, hashes_dir = fs.join(str(folder), "samples"), fs.join(str(folder), "hashes")
     sample_schema = schemas.load("samples", 3)
     for s in range(shards):
@@ -26,12 +26,13 @@ def write_run(folder, rows: list[dict], shards: int = 2, hashes: bool = True) ->
             if f.name not in table.column_names:
                 table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
         dataset.write_part(table, fs.join(samples_dir, f"{s:05d}.parquet"), "samples", 3)
-        if hashes:
+        if hashes:  # hashes.v1 parts as older runs wrote them, v2 (with PDQ) where a row has a pdq
+            version = 2 if any("pdq" in r for r in rows) else 1
             ok = [r for r in mine if r.get("status", "success") == "success"]
             h = pa.Table.from_pylist([{"uid": r["uid"], "md5": r.get("md5") or "m", "sha1": "x" * 40,
-                                       "sha256": r.get("sha256") or "s", "phash": r.get("phash")} for r in ok],
-                                     schema=schemas.load("hashes"))
-            dataset.write_part(h, fs.join(hashes_dir, f"{s:05d}.parquet"), "hashes")
+                                       "sha256": r.get("sha256") or "s", "phash": r.get("phash"),
+                                       "pdq": r.get("pdq")} for r in ok], schema=schemas.load("hashes", version))
+            dataset.write_part(h, fs.join(hashes_dir, f"{s:05d}.parquet"), "hashes", version)
     return samples_dir, hashes_dir
 
 
