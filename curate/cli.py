@@ -49,7 +49,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from curate.demo.run import run_demo
     from curate.pipeline import format_funnel
 
-    out = os.path.abspath(args.out)
+    out = args.out if "://" in args.out else os.path.abspath(args.out)  # s3://, gs://: as given
     result = run_demo(out, PoolConfig(n=args.n, seed=args.seed))
     print(format_funnel(result))
     print(f"\noutputs in {out}/: pool (generated input), download (tar shards + samples status), dedup,"

@@ -32,7 +32,18 @@ def _free_port() -> int:
 
 
 def ensure_pool(out: str, config: PoolConfig) -> str:
-    """Generate the pool once (its URLs name the loopback port it will be served on)."""
+    """Generate the pool once (its URLs name the loopback port it will be served on). With the run on an
+    object store, the pool (the generated input and the site the loopback server serves) stays on local
+    disk, in the temp folder, keyed by its configuration."""
+    if not fs.is_local(out):
+        import hashlib
+        import json
+        import os
+        import tempfile
+        from dataclasses import asdict
+
+        key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:16]
+        out = os.path.join(tempfile.gettempdir(), "curate-demo-pools", key)
     sd = StageDir(out, "pool")
     if not sd.done():
         sd.begin()

@@ -90,7 +90,11 @@ def _fresh(sd: StageDir, config: ShardConfig) -> None:
     if fs.exists(path) and fs.read_json(path) == wanted:
         return
     sfs, p = fs.url_to_fs(sd.path)
-    for f in sfs.ls(p, detail=False):
+    try:
+        listed = sfs.ls(p, detail=False)
+    except FileNotFoundError:  # an object store has no empty folders: nothing there yet
+        listed = []
+    for f in listed:
         base = f.rstrip("/").rsplit("/", 1)[-1]
         if base.endswith((".tar", "_stats.json")) or base in ("manifest", "stream", "_work"):
             fs.remove_tree(fs.join(sd.path, base))
