@@ -8,7 +8,7 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 export NO_ALBUMENTATIONS_UPDATE ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test bench lint clean chromium
+.PHONY: venv demo test test-long bench lint clean chromium
 
 venv: $(STAMP)
 
@@ -24,7 +24,11 @@ demo: $(STAMP)
 	$(VENV)/bin/curate demo --out demo-out
 
 test: $(STAMP) chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not long"
+
+# The multi-minute end-to-end runs (`long` marker): a two-node Ray cluster, the whole pipeline on S3.
+test-long: $(STAMP)
+	$(PY) -m pytest -q -m long
 
 # The report test renders the page in headless Chromium (Debian's package); installed when we may.
 chromium:
@@ -35,6 +39,7 @@ chromium:
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,cpu,bench]'
+	$(PY) -m pytest -q -m long
 	$(PY) -m bench
 
 lint: $(STAMP)

@@ -89,6 +89,8 @@ def decode(data: bytes | None, min_side: int, decoder: str = DEFAULT_DECODER) ->
             arr = fast(data, min_side)
             if arr is not None:
                 return arr, None
+        except ImportError:  # a missing decoder is the installation's error, never a silent exact decode
+            raise
         except Exception:  # CMYK, damaged or unusual files: the exact path decides, with its message
             pass
     elif fast is None and decoder != "exact":

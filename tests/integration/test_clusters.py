@@ -130,13 +130,20 @@ def _last_json_text(log: str) -> dict:
 
 
 @pytest.mark.spark
-def test_spark_standalone_download_and_dedup(config, reference, wheel, tmp_path):
+def test_spark_standalone_runs_every_spark_job_on_the_cluster(config, reference, wheel, tmp_path):
+    """download, dedup, select and shard submitted to one standalone master on loopback: each is an
+    application of that master with executors on its worker (curate never overrides spark-submit's master),
+    the driver runs curate from the shipped wheel, and every stage equals the local run's."""
     run = tmp_path / "run"
     with clusters.spark_standalone(tmp_path) as (master, state):
-        for stage in ("download", "dedup"):
-            out = clusters.spark_submit(master, JOBS / f"{stage}.py", ["--config", str(config), "--run", str(run)],
-                                        tmp_path, tmp_path / f"{stage}.log", py_files=wheel)
-            log = (tmp_path / f"{stage}.log").read_text(errors="replace")
+        for job, stage in (("download", "download"), ("dedup", "dedup"), (None, "score"),
+                           ("selection", "select"), ("shard", "shard")):
+            if job is None:  # score is a Ray job (the next test): the local run's output stands in
+                shutil.copytree(reference / stage, run / stage)
+                continue
+            out = clusters.spark_submit(master, JOBS / f"{job}.py", ["--config", str(config), "--run", str(run)],
+                                        tmp_path, tmp_path / f"{job}.log", py_files=wheel)
+            log = (tmp_path / f"{job}.log").read_text(errors="replace")
             assert out.returncode == 0, log[-3000:]
             assert _last_json(out.stdout)["stage"] == stage
             # the driver ran curate from the wheel spark-submit shipped, not the venv's editable install (spark-submit
@@ -144,34 +151,14 @@ def test_spark_standalone_download_and_dedup(config, reference, wheel, tmp_path)
             driver = out.stdout.decode(errors="replace")
             assert f"curate package: {wheel}/curate\n" in driver, driver[-3000:]
         apps = state()["completedapps"]
-    # both jobs ran as applications of the standalone master, with executors on its worker
-    assert sorted(app["name"] for app in apps) == ["curate-dedup", "curate-download"]
+    assert sorted(app["name"] for app in apps) == ["curate-dedup", "curate-download", "curate-select", "curate-shard"]
     assert all(app["cores"] >= 1 and app["state"] == "FINISHED" for app in apps)
-    assert_same_stage(reference, run, "download")
-    assert_same_stage(reference, run, "dedup")
-
-
-@pytest.mark.spark
-def test_spark_standalone_select_runs_its_tasks_on_the_cluster(config, reference, wheel, tmp_path):
-    """spark-submit's master stands (curate never swaps in its local[2]): the select job is an application of
-    the standalone master with executors on its worker, and writes what the local run wrote."""
-    run = tmp_path / "run"
-    run.mkdir()
-    for stage in ("download", "dedup", "score"):
-        shutil.copytree(reference / stage, run / stage)
-    with clusters.spark_standalone(tmp_path) as (master, state):
-        out = clusters.spark_submit(master, JOBS / "selection.py", ["--config", str(config), "--run", str(run)],
-                                    tmp_path, tmp_path / "selection.log", py_files=wheel)
-        log = (tmp_path / "selection.log").read_text(errors="replace")
-        assert out.returncode == 0, log[-3000:]
-        assert _last_json(out.stdout)["stage"] == "select"
-        apps = state()["completedapps"]
-    assert [app["name"] for app in apps] == ["curate-select"]
-    assert apps[0]["cores"] >= 1 and apps[0]["state"] == "FINISHED"
-    assert_same_stage(reference, run, "select")
+    for stage in ("download", "dedup", "select", "shard"):
+        assert_same_stage(reference, run, stage)
 
 
 @pytest.mark.ray
+@pytest.mark.long  # ~2.5 min: make test-long / make bench
 def test_ray_two_node_score_select_shard(config, reference, wheel, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.spark, pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.ray, pytest.mark.slow, pytest.mark.long]  # ~2 min: make test-long
 
 BUCKET = "curate-test"
 
@@ -48,13 +44,6 @@ def s3_env():
         server.stop()
 
 
-def _curate(args: list[str], env: dict, tmp: Path) -> None:
-    full = {**os.environ, **env, "TMPDIR": str(tmp)}
-    proc = subprocess.run([sys.executable, "-m", "curate.cli", "-q", *args], env=full, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
 def _local_digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -68,34 +57,40 @@ def _s3_digests(s3, root: str) -> dict[str, str]:
     return out
 
 
+def _config(input_: str, hash_list: str, eval_images: str, port: str):
+    from curate.dedup.config import DedupConfig
+    from curate.download.config import DownloadConfig
+    from curate.pipeline import PipelineConfig
+    from curate.score.config import ClipConfig, ScoreConfig
+    from curate.shard.run import ShardConfig
+
+    return PipelineConfig(
+        download=DownloadConfig(input=input_, shard_size=100, threads=16, timeout=5,
+                                allow_addresses=(f"127.0.0.1:{port}",)),
+        dedup=DedupConfig(hash_lists=(hash_list,), eval_images=eval_images),
+        score=ScoreConfig(clip=ClipConfig(probes=("is_red",))), shard=ShardConfig(samples_per_shard=40))
+
+
 def test_the_pipeline_on_s3_equals_a_local_run(s3_env, small_pool, tmp_path):
+    """Every stage (download, dedup, select, shard and audit on Spark, score on Ray) with its run on S3:
+    the workers read their inputs from S3 and write their parts there; the same bytes as a local run.
+    (`curate demo --out s3://...` is this path from the CLI.)"""
+    from curate.pipeline import run_pipeline
+
     env, s3 = s3_env
     pool, server = small_pool
     port = server.base_url.rsplit(":", 1)[1]
     s3.put(str(pool / "urls.parquet"), f"{BUCKET}/input/urls.parquet")
     s3.put(str(pool / "hashlist.txt"), f"{BUCKET}/input/hashlist.txt")
     s3.put(str(pool / "eval"), f"{BUCKET}/input/eval", recursive=True)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    common = ["--shard-size", "100", "--threads", "16", "--timeout", "5", "--allow-address", f"127.0.0.1:{port}"]
     local = tmp_path / "local"
-    _curate(["download", str(local), "--input", str(pool / "urls.parquet"), *common], env, scratch)
-    _curate(["dedup", str(local), "--hash-list", str(pool / "hashlist.txt"), "--eval-images", str(pool / "eval")],
-            env, scratch)
+    result = run_pipeline(str(local), _config(str(pool / "urls.parquet"), str(pool / "hashlist.txt"),
+                                              str(pool / "eval"), port))
+    assert result.ok, result.problems
     remote = f"s3://{BUCKET}/run"
-    _curate(["download", remote, "--input", f"s3://{BUCKET}/input/urls.parquet", *common], env, scratch)
-    _curate(["dedup", remote, "--hash-list", f"s3://{BUCKET}/input/hashlist.txt", "--eval-images",
-             f"s3://{BUCKET}/input/eval"], env, scratch)
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rs"))  # short: Ray's socket paths must fit in 107 bytes
-    try:
-        for run in (str(local), remote):
-            _curate(["score", run, "--probe", "is_red"], env, ray_tmp)
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    for run in (str(local), remote):  # Spark's workers read the pool from S3, decide, write; shard moves the
-        _curate(["select", run], env, scratch)  # samples' bytes through the shuffle (no GET per sample)
-        _curate(["shard", run, "--samples-per-shard", "40"], env, scratch)
-        _curate(["audit", run], env, scratch)
+    result = run_pipeline(remote, _config(f"s3://{BUCKET}/input/urls.parquet", f"s3://{BUCKET}/input/hashlist.txt",
+                                          f"s3://{BUCKET}/input/eval", port))
+    assert result.ok, result.problems
 
     want = _local_digests(local)
     got = _s3_digests(s3, f"{BUCKET}/run")

@@ -189,15 +189,14 @@ def test_spark_writes_the_in_process_bytes(spark_engine, tmp_path, policy):
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("policy", ["dfn", "semdedup"])
-def test_ray_writes_the_in_process_bytes(tmp_path, policy):
-    """A Ray job's select: Ray Data tasks read the pool, decide it (SemDeDup's groups included), count
-    the exact target's boundary and write the parts; the same bytes as the in-process engine."""
+def test_ray_writes_the_in_process_bytes(tmp_path):
+    """A Ray job's select: Ray Data tasks read the pool, decide it (SemDeDup's groups by a Ray group-by),
+    find the exact target's boundary (the k-th largest) and write the parts; the in-process bytes."""
     from curate.engines.ray import RayEngine
 
     for name in ("local", "ray"):
         make_run(tmp_path / name)
-    target = 20 if policy == "dfn" else None
+    policy, target = "semdedup", 20
     run_select(str(tmp_path / "local"), SelectConfig(policy=policy, target_size=target, engine="local"))
     with RayEngine(num_cpus=2) as engine:
         run_select(str(tmp_path / "ray"), SelectConfig(policy=policy, target_size=target), engine)
