@@ -6,7 +6,10 @@ every output file equals the one a local run writes, byte for byte."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,26 +60,38 @@ def _s3_digests(s3, root: str) -> dict[str, str]:
     return out
 
 
-def _config(input_: str, hash_list: str, eval_images: str, port: str):
-    from curate.dedup.config import DedupConfig
-    from curate.download.config import DownloadConfig
-    from curate.pipeline import PipelineConfig
-    from curate.score.config import ClipConfig, ScoreConfig
-    from curate.shard.run import ShardConfig
+_PIPELINE = """
+import json, sys
+from curate.dedup.config import DedupConfig
+from curate.download.config import DownloadConfig
+from curate.pipeline import PipelineConfig, run_pipeline
+from curate.score.config import ClipConfig, ScoreConfig
+from curate.shard.run import ShardConfig
 
-    return PipelineConfig(
-        download=DownloadConfig(input=input_, shard_size=100, threads=16, timeout=5,
-                                allow_addresses=(f"127.0.0.1:{port}",)),
-        dedup=DedupConfig(hash_lists=(hash_list,), eval_images=eval_images),
-        score=ScoreConfig(clip=ClipConfig(probes=("is_red",))), shard=ShardConfig(samples_per_shard=40))
+a = json.loads(sys.argv[1])
+config = PipelineConfig(
+    download=DownloadConfig(input=a["input"], shard_size=100, threads=16, timeout=5,
+                            allow_addresses=(f"127.0.0.1:{a['port']}",)),
+    dedup=DedupConfig(hash_lists=(a["hash_list"],), eval_images=a["eval"]),
+    score=ScoreConfig(clip=ClipConfig(probes=("is_red",))), shard=ShardConfig(samples_per_shard=40))
+result = run_pipeline(a["run"], config)
+sys.exit(0 if result.ok else 1)
+"""
+
+
+def _pipeline(run: str, input_: str, hash_list: str, eval_images: str, port: str, env: dict) -> None:
+    """The whole pipeline in one fresh process (one Spark session, one local Ray), so that Spark's Python
+    workers start with the S3 settings in their environment."""
+    args = json.dumps({"run": run, "input": input_, "hash_list": hash_list, "eval": eval_images, "port": port})
+    proc = subprocess.run([sys.executable, "-c", _PIPELINE, args], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_the_pipeline_on_s3_equals_a_local_run(s3_env, small_pool, tmp_path):
     """Every stage (download, dedup, select, shard and audit on Spark, score on Ray) with its run on S3:
     the workers read their inputs from S3 and write their parts there; the same bytes as a local run.
     (`curate demo --out s3://...` is this path from the CLI.)"""
-    from curate.pipeline import run_pipeline
-
     env, s3 = s3_env
     pool, server = small_pool
     port = server.base_url.rsplit(":", 1)[1]
@@ -84,13 +99,10 @@ def test_the_pipeline_on_s3_equals_a_local_run(s3_env, small_pool, tmp_path):
     s3.put(str(pool / "hashlist.txt"), f"{BUCKET}/input/hashlist.txt")
     s3.put(str(pool / "eval"), f"{BUCKET}/input/eval", recursive=True)
     local = tmp_path / "local"
-    result = run_pipeline(str(local), _config(str(pool / "urls.parquet"), str(pool / "hashlist.txt"),
-                                              str(pool / "eval"), port))
-    assert result.ok, result.problems
+    _pipeline(str(local), str(pool / "urls.parquet"), str(pool / "hashlist.txt"), str(pool / "eval"), port, env)
     remote = f"s3://{BUCKET}/run"
-    result = run_pipeline(remote, _config(f"s3://{BUCKET}/input/urls.parquet", f"s3://{BUCKET}/input/hashlist.txt",
-                                          f"s3://{BUCKET}/input/eval", port))
-    assert result.ok, result.problems
+    _pipeline(remote, f"s3://{BUCKET}/input/urls.parquet", f"s3://{BUCKET}/input/hashlist.txt",
+              f"s3://{BUCKET}/input/eval", port, env)
 
     want = _local_digests(local)
     got = _s3_digests(s3, f"{BUCKET}/run")
