@@ -114,6 +114,13 @@ def key_bytes(t: pa.Table, budget: Budget, width: int) -> tuple[np.ndarray, np.n
     return np.hstack([fk, u]), frac
 
 
+def _starts_with(k: np.ndarray, prefix: bytes) -> np.ndarray:
+    """Which rows of key bytes `k` start with `prefix` (every row for an empty one)."""
+    if not prefix:
+        return np.ones(len(k), bool)
+    return np.all(k[:, :len(prefix)] == np.frombuffer(prefix, np.uint8), axis=1)
+
+
 @dataclass(frozen=True)
 class Digits:
     """Rows whose key starts with `prefix`, counted by the next 16 bits of their key."""
@@ -125,7 +132,7 @@ class Digits:
         t = _ok(t)
         m = len(self.prefix)
         k, _ = key_bytes(t, self.budget, m + 2)
-        hit = np.all(k[:, :m] == np.frombuffer(self.prefix, np.uint8), axis=1) if m else np.ones(len(k), bool)
+        hit = _starts_with(k, self.prefix)
         digit = (k[hit, m].astype(np.int64) << 8) | k[hit, m + 1]
         keys, n = np.unique(digit, return_counts=True)
         return partial("digit", keys, n) if len(keys) else partial("digit", np.zeros(0), np.zeros(0))
@@ -140,7 +147,7 @@ class Band:
         t = _ok(t)
         m = len(self.prefix)
         k, frac = key_bytes(t, self.budget, max(m, 1))
-        hit = np.all(k[:, :m] == np.frombuffer(self.prefix, np.uint8), axis=1) if m else np.ones(len(k), bool)
+        hit = _starts_with(k, self.prefix)
         return pa.table({"uid": t.column("uid").filter(pa.array(hit)), "frac": pa.array(frac[hit])},
                         schema=BAND_SCHEMA)
 

@@ -170,38 +170,35 @@ def test_a_finished_select_on_spark_is_a_no_op_without_a_session(tmp_path, capsy
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == json.loads(json.dumps(first))
 
 
+def _assert_engine_writes_the_in_process_bytes(tmp_path, engine, policy: str, target: int | None) -> None:
+    """select on `engine` and in this process: the same decisions parts, uids.npy, _stats.json and
+    selection.json (but for the engine's name), and no work folder left behind."""
+    name = engine.name
+    for run in ("local", name):
+        make_run(tmp_path / run)
+    run_select(str(tmp_path / "local"), SelectConfig(policy=policy, target_size=target, engine="local"))
+    run_select(str(tmp_path / name), SelectConfig(policy=policy, target_size=target), engine)
+    for file in ("decisions/00000.parquet", "uids.npy", "_stats.json"):
+        local, other = (tmp_path / r / "select" / file for r in ("local", name))
+        assert other.read_bytes() == local.read_bytes(), file
+    a, b = (json.loads((tmp_path / r / "select" / "selection.json").read_text()) for r in ("local", name))
+    assert a["inputs"].pop("engine") == "local" and b["inputs"].pop("engine") == name and a == b
+    assert not (tmp_path / name / "select" / "_work").exists()
+
+
 @pytest.mark.spark
 @pytest.mark.parametrize("policy", ["dfn", "datacomp-clip-score", "semdedup"])
 def test_spark_writes_the_in_process_bytes(spark_engine, tmp_path, policy):
-    """The pool is built, decided and written by Spark's workers: the same decisions parts, uids.npy and
-    selection.json as the in-process engine (which is kept for small runs because of this test)."""
-    for name in ("local", "spark"):
-        make_run(tmp_path / name)
-    target = 20 if policy == "dfn" else None
-    run_select(str(tmp_path / "local"), SelectConfig(policy=policy, target_size=target, engine="local"))
-    run_select(str(tmp_path / "spark"), SelectConfig(policy=policy, target_size=target), spark_engine)
-    for name in ("decisions/00000.parquet", "uids.npy", "_stats.json"):
-        local, spark = (tmp_path / r / "select" / name for r in ("local", "spark"))
-        assert spark.read_bytes() == local.read_bytes(), name
-    a, b = (json.loads((tmp_path / r / "select" / "selection.json").read_text()) for r in ("local", "spark"))
-    assert a["inputs"].pop("engine") == "local" and b["inputs"].pop("engine") == "spark" and a == b
-    assert not (tmp_path / "spark" / "select" / "_work").exists()
+    """The pool is built, decided and written by Spark's workers (the in-process engine is kept for small
+    runs because of this test)."""
+    _assert_engine_writes_the_in_process_bytes(tmp_path, spark_engine, policy, 20 if policy == "dfn" else None)
 
 
 @pytest.mark.ray
 def test_ray_writes_the_in_process_bytes(tmp_path):
     """A Ray job's select: Ray Data tasks read the pool, decide it (SemDeDup's groups by a Ray group-by),
-    find the exact target's boundary (the k-th largest) and write the parts; the in-process bytes."""
+    find the exact target's boundary (the k-th largest) and write the parts."""
     from curate.engines.ray import RayEngine
 
-    for name in ("local", "ray"):
-        make_run(tmp_path / name)
-    policy, target = "semdedup", 20
-    run_select(str(tmp_path / "local"), SelectConfig(policy=policy, target_size=target, engine="local"))
     with RayEngine(num_cpus=2) as engine:
-        run_select(str(tmp_path / "ray"), SelectConfig(policy=policy, target_size=target), engine)
-    for name in ("decisions/00000.parquet", "uids.npy", "_stats.json"):
-        local, ray = (tmp_path / r / "select" / name for r in ("local", "ray"))
-        assert ray.read_bytes() == local.read_bytes(), name
-    a, b = (json.loads((tmp_path / r / "select" / "selection.json").read_text()) for r in ("local", "ray"))
-    assert a["inputs"].pop("engine") == "local" and b["inputs"].pop("engine") == "ray" and a == b
+        _assert_engine_writes_the_in_process_bytes(tmp_path, engine, "semdedup", 20)
