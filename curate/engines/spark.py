@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType
@@ -212,11 +212,10 @@ class SparkEngine:
             log.warning("kth_largest: quantile band missed rank %d of %d; collecting a wider band", k, n)
             lo, hi, above = float("-inf"), float("inf"), 0
         band = df.where((F.col("_s") >= lo) & (F.col("_s") <= hi)).toArrow()
-        values = band.column("_s").to_numpy()
-        uids = np.array(band.column("uid").to_pylist(), dtype=str)
-        i = np.lexsort((uids, -values))[k - above - 1]
+        order = pc.sort_indices(band, [("_s", "descending"), ("uid", "ascending")])
+        row = band.take(order[k - above - 1:k - above])
         log.info("kth_largest: rank %d of %d, band of %d rows", k, n, band.num_rows)
-        return float(values[i]), str(uids[i])
+        return float(row.column("_s")[0].as_py()), str(row.column("uid")[0].as_py())
 
     def value_counts(self, frame: DataFrame, column: str, where_null: str | None = None) -> dict:
         df = self._kept(frame, where_null)

@@ -31,6 +31,7 @@ _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
 _HEX[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
 _HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
+_CHUNK = 65_536  # uids converted at a time (8 MB of digits)
 
 
 @dataclass(frozen=True)
@@ -59,19 +60,46 @@ class SelectConfig:
 
 
 def uids_to_u8u8(uids) -> np.ndarray:
-    """DataComp's uid array: 128-bit hex uids as (upper, lower) uint64 pairs, sorted."""
-    b = np.asarray(uids, dtype="S32") if not isinstance(uids, np.ndarray) or uids.dtype.kind != "S" else uids
-    out = np.zeros(len(b), dtype="u8,u8")
-    if len(b) == 0:
-        return out
-    digits = _HEX[np.frombuffer(b.tobytes(), dtype=np.uint8).reshape(-1, 32)]
-    if (digits == 255).any() or (np.char.str_len(b) != 32).any():
-        raise CurateError("select: uids must be 32 hex digits")
+    """DataComp's uid array: 128-bit hex uids as (upper, lower) uint64 pairs, sorted. `uids`: a pyarrow string
+    array (read without Python objects) or anything numpy takes as bytes; converted _CHUNK rows at a time, so
+    the memory beyond the 16-byte result is bounded."""
+    raw = _uid_bytes(uids)
+    out = np.zeros(len(raw), dtype="u8,u8")
     powers = np.uint64(16) ** np.arange(15, -1, -1, dtype=np.uint64)
-    out["f0"] = digits[:, :16].astype(np.uint64) @ powers
-    out["f1"] = digits[:, 16:].astype(np.uint64) @ powers
+    for lo in range(0, len(raw), _CHUNK):
+        digits = _HEX[raw[lo:lo + _CHUNK]]
+        if (digits == 255).any():
+            raise CurateError("select: uids must be 32 hex digits")
+        out["f0"][lo:lo + _CHUNK] = digits[:, :16].astype(np.uint64) @ powers
+        out["f1"][lo:lo + _CHUNK] = digits[:, 16:].astype(np.uint64) @ powers
     out.sort()
     return out
+
+
+def _uid_bytes(uids) -> np.ndarray:
+    """The uids as an (n, 32) uint8 view: of an Arrow string array's value buffer when every uid is 32 bytes."""
+    import pyarrow as pa
+
+    if isinstance(uids, pa.ChunkedArray):
+        uids = uids.combine_chunks()
+    if isinstance(uids, pa.Array) and pa.types.is_string(uids.type) and uids.null_count == 0:
+        n = len(uids)
+        offsets = np.frombuffer(uids.buffers()[1], dtype=np.int32)[uids.offset:uids.offset + n + 1]
+        if n and not (np.diff(offsets) == 32).all():
+            raise CurateError("select: uids must be 32 hex digits")
+        data = np.frombuffer(uids.buffers()[2], dtype=np.uint8) if n else np.zeros(0, np.uint8)
+        return data[offsets[0]:offsets[0] + 32 * n].reshape(n, 32)
+    if isinstance(uids, pa.Array):
+        uids = uids.to_numpy(zero_copy_only=False)
+    b = np.asarray(uids)
+    if b.dtype.kind == "O":
+        b = b.astype(str)
+    try:
+        if len(b) and (np.char.str_len(b) != 32).any():
+            raise CurateError("select: uids must be 32 hex digits")
+        return np.frombuffer(b.astype("S32").tobytes(), dtype=np.uint8).reshape(-1, 32)
+    except UnicodeEncodeError:
+        raise CurateError("select: uids must be 32 hex digits") from None
 
 
 def u8u8_to_uids(arr: np.ndarray) -> list[str]:

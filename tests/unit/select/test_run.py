@@ -159,6 +159,22 @@ def test_u8u8_vectorised_matches_datacomp_arithmetic():
         uids_to_u8u8(["xyz"])
 
 
+def test_u8u8_from_arrow_reads_the_value_buffer_in_chunks(monkeypatch):
+    """An Arrow string column (also a slice, whose buffers start before its first value) converts to the same
+    array as the Python strings, across several conversion chunks; a wrong length or digit is refused."""
+    import curate.select.run as select_run
+
+    monkeypatch.setattr(select_run, "_CHUNK", 7)
+    rng = np.random.default_rng(1)
+    uids = [f"{int(rng.integers(0, 2**63)):016x}{int(rng.integers(0, 2**63)):016x}" for _ in range(40)]
+    expect = sorted((int(u, 16) // 2**64, int(u, 16) % 2**64) for u in uids[5:])
+    for given in (pa.array(uids).slice(5), pa.chunked_array([uids[5:20], uids[20:]])):
+        assert [tuple(map(int, x)) for x in uids_to_u8u8(given).tolist()] == expect
+    for bad in (["0" * 31], ["0" * 33], ["g" * 32]):
+        with pytest.raises(CurateError, match="32 hex"):
+            uids_to_u8u8(pa.array(bad))
+
+
 def test_a_finished_select_on_spark_is_a_no_op_without_a_session(tmp_path, capsys):
     """Rerunning a finished select with --engine spark reports its stats and starts no JVM: the master
     named here does not exist, so starting a session would fail."""
