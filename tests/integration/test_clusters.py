@@ -129,16 +129,18 @@ def _last_json_text(log: str) -> dict:
     return stats[-1]
 
 
-@pytest.mark.spark
-def test_spark_standalone_runs_every_spark_job_on_the_cluster(config, reference, wheel, tmp_path):
-    """download, dedup, select and shard submitted to one standalone master on loopback: each is an
+def _spark_jobs_on_the_cluster(config: Path, reference: Path, wheel: Path, tmp_path: Path, jobs: tuple) -> None:
+    """`jobs` ((job script, stage) pairs) submitted in order to one standalone master on loopback: each is an
     application of that master with executors on its worker (curate never overrides spark-submit's master),
-    the driver runs curate from the shipped wheel, and every stage equals the local run's."""
+    the driver runs curate from the shipped wheel, and each stage equals the local run's. The stages before
+    the first job are the local run's output."""
     run = tmp_path / "run"
+    first = STAGES.index(jobs[0][1])
+    for stage in STAGES[:first]:
+        shutil.copytree(reference / stage, run / stage)
     with clusters.spark_standalone(tmp_path) as (master, state):
-        for job, stage in (("download", "download"), ("dedup", "dedup"), (None, "score"),
-                           ("selection", "select"), ("shard", "shard")):
-            if job is None:  # score is a Ray job (the next test): the local run's output stands in
+        for job, stage in jobs:
+            if job is None:  # score is a Ray job (the Ray test): the local run's output stands in
                 shutil.copytree(reference / stage, run / stage)
                 continue
             out = clusters.spark_submit(master, JOBS / f"{job}.py", ["--config", str(config), "--run", str(run)],
@@ -151,10 +153,25 @@ def test_spark_standalone_runs_every_spark_job_on_the_cluster(config, reference,
             driver = out.stdout.decode(errors="replace")
             assert f"curate package: {wheel}/curate\n" in driver, driver[-3000:]
         apps = state()["completedapps"]
-    assert sorted(app["name"] for app in apps) == ["curate-dedup", "curate-download", "curate-select", "curate-shard"]
+    submitted = [stage for job, stage in jobs if job is not None]
+    assert sorted(app["name"] for app in apps) == sorted(f"curate-{stage}" for stage in submitted)
     assert all(app["cores"] >= 1 and app["state"] == "FINISHED" for app in apps)
-    for stage in ("download", "dedup", "select", "shard"):
+    for stage in submitted:
         assert_same_stage(reference, run, stage)
+
+
+STAGES = ("download", "dedup", "score", "select", "shard")
+
+
+@pytest.mark.spark
+def test_spark_standalone_runs_the_select_and_shard_jobs_on_the_cluster(config, reference, wheel, tmp_path):
+    _spark_jobs_on_the_cluster(config, reference, wheel, tmp_path, (("selection", "select"), ("shard", "shard")))
+
+
+@pytest.mark.spark
+@pytest.mark.long  # two more spark-submits (~50 s): make test-long / make bench
+def test_spark_standalone_runs_the_download_and_dedup_jobs_on_the_cluster(config, reference, wheel, tmp_path):
+    _spark_jobs_on_the_cluster(config, reference, wheel, tmp_path, (("download", "download"), ("dedup", "dedup")))
 
 
 @pytest.mark.ray

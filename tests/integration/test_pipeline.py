@@ -25,11 +25,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.ray]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "run"
-    result = run_demo(str(out))
-    assert result.ok, result.problems
-    return out
+def run(demo_run) -> Path:
+    """The session's demo run (tests/integration/conftest.py)."""
+    return demo_run
 
 
 def _labels(run: Path):

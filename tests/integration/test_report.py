@@ -1,5 +1,5 @@
-"""`curate demo` writes the report; it renders in headless Chromium with no console errors, a screenshot
-is taken, and the numbers on the page equal `curate audit --json`."""
+"""The demo writes the report (the session's demo run, tests/integration/conftest.py); it renders in headless
+Chromium with no console errors, a screenshot is taken, and the numbers on the page equal `curate audit --json`."""
 
 from __future__ import annotations
 
@@ -25,17 +25,6 @@ def _chromium() -> str | None:
         if path:
             return path
     return None
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("report") / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # TMPDIR as given: Ray keeps Unix sockets under it
-    proc = subprocess.run([str(CURATE), "-q", "demo", "--n", "300", "--seed", "2", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"report: {out}/report/index.html" in proc.stdout
-    return out
 
 
 class _Funnel(HTMLParser):
