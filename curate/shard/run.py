@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from curate.engines.base import Engine
 from curate.engines.local import LocalEngine
 from curate.errors import CurateError
+from curate.export.describe import describe
 from curate.io import dataset, fs
 from curate.io.stagedir import StageDir
 from curate.shard import plan, uidset
@@ -118,6 +119,7 @@ def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | 
     sources = _sources(run_dir, config, move_bytes)
     result = execute(frames_for(engine), sources, config, sd.path, threads)
     result = {"stage": NAME, "engine": engine.name, **result}
+    describe(run_dir, sd.path, result, tars_written=config.write_tars)  # card, croissant.json, shardindex.json
     sd.finish(result)
     return result
 
