@@ -137,6 +137,17 @@ def _configure_logging(args: argparse.Namespace) -> None:
             handler.addFilter(lambda r: r.name != "root" or r.levelno >= logging.WARNING)
 
 
+def os_error_text(exc: OSError) -> str:
+    """`strerror: filename` (`-> filename2` for a rename or link), on one line."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    names = [os.fsdecode(n) if isinstance(n, bytes) else str(n) for n in (exc.filename, exc.filename2)]
+    if exc.filename is not None:
+        text += f": {names[0]}"
+    if exc.filename2 is not None:
+        text += f" -> {names[1]}"
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for key, value in (("SPARK_LOCAL_IP", "127.0.0.1"), ("RAY_USAGE_STATS_ENABLED", "0"),
                        ("NO_ALBUMENTATIONS_UPDATE", "1")):
@@ -150,6 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except CurateError as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # no space, permission denied, a missing path: what the system said, and where
+        if args.verbose:
+            log.exception("system error")
+        print(f"curate: error: {os_error_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("curate: interrupted; rerun the same command to resume", file=sys.stderr)

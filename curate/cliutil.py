@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable
 
@@ -75,10 +76,33 @@ def report(stats: dict) -> None:
     print(json.dumps(stats, sort_keys=True))
 
 
+STAGES = ("extract", "download", "dedup", "score", "select", "shard")  # curate.io.fingerprint.STAGES
+
+
 def add_stage(sub, name: str, func: Callable, help_: str, run: bool = True) -> argparse.ArgumentParser:
-    """Register subcommand `name`; with `run`, its first positional is the run directory."""
+    """Register subcommand `name`; with `run`, its first positional is the run directory. A stage command
+    also gets --redo and --force-unlock, applied before its own function runs."""
     p = sub.add_parser(name, help=help_, description=help_)
     if run:
         p.add_argument("run", help="the run directory (local path or fsspec URL); the stage writes RUN/" + name)
+    if run and name in STAGES:
+        p.add_argument("--redo", action="store_true",
+                       help=f"remove RUN/{name} and every later stage's folder (and RUN/audit, RUN/report), then "
+                            "run it again: what a finished stage with another configuration or changed inputs needs")
+        p.add_argument("--force-unlock", action="store_true",
+                       help=f"remove RUN/{name}/_LOCK first: another run's lock, when that run is gone (killed, or "
+                            "on a machine that is lost)")
+        func = functools.partial(_stage_command, name, func)
     p.set_defaults(func=func)
     return p
+
+
+def _stage_command(name: str, func: Callable, args: argparse.Namespace) -> int:
+    """--force-unlock and --redo, then the stage's own command (which takes the lock when it starts work)."""
+    from curate.io import fingerprint, fs, lock
+
+    if args.force_unlock:
+        lock.force_unlock(fs.join(args.run, name, lock.LOCK), name)
+    if args.redo:
+        fingerprint.redo(args.run, name, force=args.force_unlock)
+    return func(args)

@@ -36,7 +36,7 @@ def run_pipeline(run_dir: str, config: PipelineConfig) -> Audit:
     with SparkEngine() as spark:
         run_download(spark, run_dir, config.download)
         run_dedup(spark, run_dir, config.dedup)
-        if not StageDir(run_dir, "score").done():
+        if StageDir.finished(run_dir, "score", config.score) is None:  # Ray starts only for work to do
             with RayEngine() as ray_engine:
                 run_score(ray_engine, run_dir, config.score)
         run_select(run_dir, config.select, spark)

@@ -38,14 +38,22 @@ def _remove(path: str) -> None:
 
 def run_dedup(engine: Engine, run_dir: str, config: DedupConfig | None = None) -> dict:
     config = config or DedupConfig()
-    if StageDir(run_dir, NAME).done():
-        return StageDir.start(run_dir, NAME)[1] or {}
+    finished = StageDir.finished(run_dir, NAME, config)
+    if finished is not None:
+        return finished
     if engine.name != "spark":
         raise CurateError(f"dedup runs on Spark, not the {engine.name} engine (a local Spark on one machine)")
     # read the reference sets before touching the run: a bad list or folder fails before any work
     safety = load_hash_lists(config.hash_lists) if config.hash_lists else Refs()
     evalset = hash_folder(config.eval_images) if config.eval_images else Refs()
-    sd, _ = StageDir.start(run_dir, NAME, requires="download")
+    sd, finished = StageDir.start(run_dir, NAME, requires="download", config=config)
+    if finished is not None:
+        return finished
+    with sd:  # the stage's lock goes however the work ends
+        return _dedup(engine, run_dir, sd, config, safety, evalset)
+
+
+def _dedup(engine: Engine, run_dir: str, sd: StageDir, config: DedupConfig, safety: Refs, evalset: Refs) -> dict:
     samples_dir = fs.join(run_dir, "download", "samples")
     hashing.compute(engine, run_dir, sd.file("hashes"))
     work, decisions_dir = sd.file("_work"), sd.file("decisions")

@@ -44,9 +44,10 @@ def cmd_download(args: argparse.Namespace) -> int:
     from curate.io.stagedir import StageDir
 
     config = config_from_args(args)
-    done = StageDir(args.run, "download")
-    if done.done() and not config.retry_failed:  # a rerun after completion: no engine, not even img2dataset
-        report(done.stats())
+    # a rerun after completion: no engine, not even img2dataset (an error when its configuration changed)
+    finished = StageDir.finished(args.run, "download", config)
+    if finished is not None and not config.retry_failed:
+        report(finished)
         return 0
     from curate.download.inputs import check_input
     from curate.download.run import check_lists, run_checks, run_download

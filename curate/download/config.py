@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Statuses worth fetching again with --retry-failed: the server or the network may answer differently
 # next time. An http_error is retried only for a 5xx or 429 answer (RETRYABLE_HTTP). Refusals
@@ -25,7 +25,9 @@ class DownloadConfig:
     # (`source`), null where the input has no such column
     source_col: str | None = None
     shard_size: int = 10_000  # samples per shard (img2dataset's number_sample_per_shard)
-    threads: int = 64  # download threads per worker process
+    # Fields with metadata {"fingerprint": False} are left out of the stage's _fingerprint.json
+    # (curate.io.fingerprint): they change how fast it runs, not what a finished download holds.
+    threads: int = field(default=64, metadata={"fingerprint": False})  # download threads per worker process
     timeout: float = 10.0  # seconds per socket operation
     deadline: float = 60.0  # seconds per request in all: connect, redirects, headers and body
     max_body_bytes: int = 32 * 1024 * 1024  # a larger body is `too_large` (checked while reading)
@@ -35,7 +37,9 @@ class DownloadConfig:
     retries: int = 0  # extra attempts per sample after a 5xx, 429, timeout or dropped connection
     retry_backoff: float = 0.5  # seconds before the first extra attempt, doubled each time
     retry_backoff_max: float = 8.0  # the longest wait between attempts
-    retry_failed: bool = False  # on a finished download, fetch again the rows with a RETRYABLE_STATUSES status
+    # on a finished download, fetch again the rows with a RETRYABLE_STATUSES status: an action on a finished
+    # download, not a setting of it (a plain rerun after a retry stays a no-op), so not fingerprinted
+    retry_failed: bool = field(default=False, metadata={"fingerprint": False})
     allow_addresses: tuple[str, ...] = ()  # opens private/loopback hosts, host:port or CIDRs
     user_agent: str | None = None  # the User-Agent header sent; None: img2dataset's
     user_agent_token: str | None = None  # a token added to img2dataset's user agent, matched in X-Robots-Tag
@@ -52,8 +56,9 @@ class DownloadConfig:
     hash_list_pdq_distance: int = 31
     blur_faces: bool | None = None  # blur the input's face boxes; None: the preset's (on for datacomp, as DataComp)
     # politeness per host and worker process (curate.download.polite)
-    host_concurrency: int = 16  # requests in flight to one host
-    host_rate: float = 0.0  # request starts per second to one host; 0 = no cap
+    host_concurrency: int = field(default=16, metadata={"fingerprint": False})  # requests in flight to one host
+    # request starts per second to one host; 0 = no cap (pace only: not fingerprinted)
+    host_rate: float = field(default=0.0, metadata={"fingerprint": False})
     host_give_up: int = 8  # failures in a row (429, 5xx, timeouts, dropped connections) that give a host up
     retry_after_max: float = 120.0  # a longer Retry-After gives the host up instead of waiting
     resize_mode: str = "no"  # keep the original bytes; img2dataset's other modes resize to image_size

@@ -111,14 +111,17 @@ def tasks_group(n: int, max_tasks: int = 20_000) -> int:
 def run_download(engine: Engine, run_dir: str, config: DownloadConfig) -> dict:
     """Download `config.input` into RUN/download; a finished stage is a no-op (unless `retry_failed`), an
     unfinished one resumes: one listing finds the shards still to fetch."""
-    sd = StageDir(run_dir, NAME)
-    if sd.done() and not config.retry_failed:
-        log.info("download: already complete in %s", sd.path)
-        return sd.stats()
+    finished = StageDir.finished(run_dir, NAME, config)  # an error when its configuration changed
+    if finished is not None and not config.retry_failed:
+        return finished
     AddressPolicy(config.allow_addresses)  # a bad --allow-address is a one-line error before any work
     check_lists(config)
-    checks = run_checks(config, sd.path)
-    sd.begin()
+    checks = run_checks(config, StageDir(run_dir, NAME).path)
+    with StageDir.open(run_dir, NAME, config) as sd:  # the stage's lock goes however the work ends
+        return _download(engine, sd, config, checks)
+
+
+def _download(engine: Engine, sd: StageDir, config: DownloadConfig, checks: RunChecks) -> dict:
     layout = Layout(sd.path)
     plan = plan_urls(engine, config, layout.urls_dir)
     if sd.done():  # --retry-failed on a finished download: it is unfinished again until the retry ends

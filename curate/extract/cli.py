@@ -29,8 +29,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from curate.io.stagedir import StageDir
 
     config = config_from_args(args)
-    stage = StageDir(args.run, "extract")
-    stats = stage.stats() if stage.done() else None  # a finished stage reruns as a no-op, without an engine
+    # a finished stage reruns as a no-op, without an engine (an error when its configuration changed)
+    stats = StageDir.finished(args.run, "extract", config)
     if stats is None:
         files = expand(config)  # a bad glob, folder or listing is a one-line error before an engine starts
         with LocalEngine() if args.engine == "local" else spark_engine(args) as engine:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FORMATS = ("wat", "warc")
 
@@ -16,7 +16,9 @@ class ExtractConfig:
     limit: int | None = None  # only the first N input files (a trial run)
     crawl: str | None = None  # the crawl id (CC-MAIN-2024-10); None: from each file's path
     source: str | None = None  # every row's `source`; None: the crawl id
-    files_per_task: int = 0  # input files per engine task; 0: one, or more when there are over MAX_TASKS files
+    # input files per engine task; 0: one, or more when there are over MAX_TASKS files. Not fingerprinted
+    # (curate.io.fingerprint): parts are named by input file, so grouping changes how it runs, not what it writes
+    files_per_task: int = field(default=0, metadata={"fingerprint": False})
     # <img> attributes read for the image URL, in order of preference: lazy-loading pages put the real URL in
     # data-src and a placeholder in src; srcset gives the largest candidate. WAT files hold only src.
     url_attributes: tuple[str, ...] = ("data-src", "src", "srcset", "data-srcset")

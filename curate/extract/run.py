@@ -35,10 +35,14 @@ def run_extract(engine: Engine, run_dir: str, config: ExtractConfig,
                 files: list[inputs.InputFile] | None = None) -> dict:
     """Extract `config.input` into RUN/extract; a finished stage is a no-op, an unfinished one resumes.
     `files`: the input's listing when the caller already made it (`inputs.expand(config)`)."""
-    sd, finished = StageDir.start(run_dir, NAME)
+    sd, finished = StageDir.start(run_dir, NAME, config=config)
     if finished is not None:
         return finished
-    files = inputs.expand(config) if files is None else files
+    with sd:  # the stage's lock goes however the work ends
+        return _extract(engine, sd, config, inputs.expand(config) if files is None else files)
+
+
+def _extract(engine: Engine, sd: StageDir, config: ExtractConfig, files: list[inputs.InputFile]) -> dict:
     _record_inputs(sd, files, config)
     done = dataset.list_parts(sd.path)
     items = [Item(f, dataset.part_name(f.index) in done) for f in files]

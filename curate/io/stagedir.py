@@ -1,12 +1,18 @@
-"""A stage's folder in a run directory: outputs under deterministic names, `_stats.json`, `_SUCCESS` last."""
+"""A stage's folder in a run directory: outputs under deterministic names, `_stats.json`, `_SUCCESS` last.
+
+A stage that starts work holds `_LOCK` (curate.io.lock) until `_SUCCESS` is written or it fails, and writes
+`_fingerprint.json` (curate.io.fingerprint) first: a finished stage rerun with the same configuration and
+inputs is a no-op, with other ones an error that offers `--redo`.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from curate.errors import CurateError
-from curate.io import fs
+from curate.io import fingerprint, fs, lock
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +24,7 @@ STATS = "_stats.json"
 class StageDir:
     run: str
     name: str
+    held: lock.StageLock | None = field(default=None, compare=False, repr=False)  # set by `open`
 
     @property
     def path(self) -> str:
@@ -35,24 +42,68 @@ class StageDir:
         fs.remove_tmp_files(self.path)
 
     def finish(self, stats: dict) -> None:
-        """Write the stage's stats, then the completion marker: a reader that sees `_SUCCESS` sees all."""
+        """Write the stage's stats, then the completion marker: a reader that sees `_SUCCESS` sees all.
+        Then the lock goes."""
         fs.write_json(self.file(STATS), stats)
         fs.write_bytes(self.file(SUCCESS), b"")
+        self.release()
         log.info("%s: done (%s)", self.name, self.path)
+
+    def release(self) -> None:
+        """Remove the stage's lock if this folder holds it (idempotent)."""
+        if self.held is not None:
+            self.held.release()
+
+    def __enter__(self) -> StageDir:
+        return self
+
+    def __exit__(self, *exc) -> None:  # `with sd:` releases the lock however the block ends
+        self.release()
 
     def stats(self) -> dict:
         return fs.read_json(self.file(STATS))
 
     @classmethod
-    def start(cls, run: str, name: str, requires: str | None = None) -> tuple[StageDir, dict | None]:
-        """Open stage `name` of `run`: (folder, stats) when it already finished (rerunning is a no-op);
-        otherwise check that stage `requires` finished, prepare the folder and return (folder, None)."""
+    def finished(cls, run: str, name: str, config: Any = None) -> dict | None:
+        """The stats of stage `name` when it finished with this configuration and inputs (a rerun is a
+        no-op); None when it has not finished. Raise when it finished with other ones (`--redo`)."""
         sd = cls(run, name)
-        if sd.done():
-            log.info("%s: already complete in %s", name, sd.path)
-            return sd, sd.stats()
+        if not sd.done():
+            return None
+        fingerprint.check(run, name, config)
+        log.info("%s: already complete in %s", name, sd.path)
+        return sd.stats()
+
+    @classmethod
+    def open(cls, run: str, name: str, config: Any = None) -> StageDir:
+        """Start work on stage `name`: take its lock (a one-line error when another run holds it), remove
+        half-written temporary files, record the configuration and inputs. Use the result in a `with`
+        block, so that the lock goes however the work ends; `finish` releases it too."""
+        sd = cls(run, name)
+        fs.makedirs(sd.path)
+        sd = cls(run, name, lock.acquire(sd.file(lock.LOCK), name))
+        try:
+            fs.remove_tmp_files(sd.path)  # after the lock: another live run's temporaries are not ours
+            fingerprint.write(run, name, config)
+        except BaseException:
+            sd.release()
+            raise
+        return sd
+
+    @classmethod
+    def start(cls, run: str, name: str, requires: str | None = None,
+              config: Any = None) -> tuple[StageDir, dict | None]:
+        """Open stage `name` of `run`: (folder, stats) when it already finished with this `config` and
+        inputs (rerunning is a no-op); otherwise check that stage `requires` finished, take the lock,
+        prepare the folder and return (folder, None). Callers run the work in `with sd:`."""
+        stats = cls.finished(run, name, config)
+        if stats is not None:
+            return cls(run, name), stats
         cls.check_ready(run, name, requires)
-        sd.begin()
+        sd = cls.open(run, name, config)
+        if sd.done():  # another run finished it while we waited for the lock
+            sd.release()
+            return cls(run, name), cls.finished(run, name, config)
         return sd, None
 
     @classmethod

@@ -15,6 +15,7 @@ from curate.errors import CurateError
 from curate.models.langid import BUNDLED
 from curate.models.spec import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, TINY, ClipSpec
 
+_RUNTIME = {"fingerprint": False}  # a field that changes how the stage runs, not what it writes
 ALIAS_RE = re.compile(r"^([a-z0-9_]+)=(.+)$")
 DEVICES = ("cpu", "cuda")
 
@@ -78,7 +79,9 @@ class ClipConfig:
     probes: tuple[str, ...] = ()  # probe spec files (.json), or names of bundled probes
     device: str = "cpu"  # cpu or cuda
     precision: str = "auto"  # auto (bf16 on cuda, fp32 on cpu), fp32, bf16, fp16
-    threads: int = 1  # torch threads per actor; more oversubscribes a small machine
+    # torch threads per actor; more oversubscribes a small machine. Not fingerprinted (curate.io.fingerprint):
+    # it changes how fast the stage runs, not what it writes
+    threads: int = field(default=1, metadata={"fingerprint": False})
     decode_on_device: bool = True  # on cuda: decode JPEGs on the GPU (nvjpeg) inside the actor
     # the CPU decoder: "exact" (in full, as the model's own transform would: bit-exact scores), or "simplejpeg" /
     # "pil-draft" (a JPEG at the smallest DCT scale covering the model's input: faster, scores move; RESULTS.md)
@@ -128,11 +131,18 @@ class LangIdConfig:
 class ScoreConfig:
     clip: ClipConfig = field(default_factory=ClipConfig)
     langid: LangIdConfig = field(default_factory=LangIdConfig)
-    clip_batch_size: int = 64
-    clip_actors: int = 1
-    clip_num_gpus: float = 0.0  # GPUs per CLIP actor (e.g. 1, or 0.5 to pack two actors on a GPU)
-    langid_batch_size: int = 256
-    langid_actors: int = 1
-    decode_batch_size: int = 64  # images per decode task (CPU decoding runs in tasks, beside the actors)
-    decode_tasks: bool = True  # decode in CPU tasks that overlap inference; False: in the CLIP actor
-    decode_concurrency: int = 2  # decode tasks at once (raise it on a cluster: about CPUs per CLIP actor)
+    # The fields below size batches, actors and tasks: how the stage runs, not what it writes (each image is
+    # scored alone), so they are left out of its _fingerprint.json (curate.io.fingerprint) and may change
+    # between a run and its rerun.
+    clip_batch_size: int = field(default=64, metadata=_RUNTIME)
+    clip_actors: int = field(default=1, metadata=_RUNTIME)
+    # GPUs per CLIP actor (e.g. 1, or 0.5 to pack two actors on a GPU)
+    clip_num_gpus: float = field(default=0.0, metadata=_RUNTIME)
+    langid_batch_size: int = field(default=256, metadata=_RUNTIME)
+    langid_actors: int = field(default=1, metadata=_RUNTIME)
+    # images per decode task (CPU decoding runs in tasks, beside the actors)
+    decode_batch_size: int = field(default=64, metadata=_RUNTIME)
+    # decode in CPU tasks that overlap inference; False: in the CLIP actor (the same decoder either way)
+    decode_tasks: bool = field(default=True, metadata=_RUNTIME)
+    # decode tasks at once (raise it on a cluster: about CPUs per CLIP actor)
+    decode_concurrency: int = field(default=2, metadata=_RUNTIME)

@@ -114,9 +114,14 @@ def _check_resumable(sd: StageDir, meta: dict) -> None:
 def run_score(engine, run_dir: str, config: ScoreConfig | None = None) -> dict:
     """`engine` is a RayEngine (anything with map_shards and for_each)."""
     config = config or ScoreConfig()
-    sd, finished = StageDir.start(run_dir, NAME, requires="dedup")
+    sd, finished = StageDir.start(run_dir, NAME, requires="dedup", config=config)
     if finished is not None:
         return finished
+    with sd:  # the stage's lock goes however the work ends
+        return _score(engine, run_dir, sd, config)
+
+
+def _score(engine, run_dir: str, sd: StageDir, config: ScoreConfig) -> dict:
     meta = describe(config)  # a bad --model or probe fails here, before any worker starts
     _check_resumable(sd, meta)
     items = plan(run_dir)

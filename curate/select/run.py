@@ -11,7 +11,7 @@ bytes, for small runs and tests.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,7 +41,9 @@ class SelectConfig:
     clip_threshold: float | None = None  # DataComp's B/32 threshold baseline is 0.3
     policy: str | None = None  # a shipped policy name or a YAML file; replaces the three fields above
     target_size: int | None = None  # keep exactly this many (overrides the policy file's target)
-    engine: str = "spark"  # spark (local[*] on one machine, or the cluster), or local: in-process, for small runs
+    # spark (local[*] on one machine, or the cluster), or local: in-process, for small runs. Not fingerprinted:
+    # both engines write the same bytes (tests/unit/select/test_run.py), so a rerun may switch engines
+    engine: str = field(default="spark", metadata={"fingerprint": False})
 
     def steps(self) -> list[Step]:
         steps = [make_step("datacomp_basic")] if self.basic_filter else []
@@ -126,13 +128,14 @@ def run_select(run_dir: str, config: SelectConfig | None = None, engine=None) ->
     """Select on `engine` (default: config.engine), from the run's tables in storage to select/ in storage."""
     config = config or SelectConfig()
     policy = config.resolve_policy()
-    sd, finished = StageDir.start(run_dir, NAME, requires="score")
+    sd, finished = StageDir.start(run_dir, NAME, requires="score", config=config)
     if finished is not None:
         return finished
-    if engine is None:
-        with _engine(config) as own:
-            return _select(own, run_dir, sd, policy)
-    return _select(engine, run_dir, sd, policy)
+    with sd:  # the stage's lock goes however the work ends
+        if engine is None:
+            with _engine(config) as own:
+                return _select(own, run_dir, sd, policy)
+        return _select(engine, run_dir, sd, policy)
 
 
 def _select(engine, run_dir: str, sd: StageDir, policy: Policy) -> dict:

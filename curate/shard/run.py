@@ -110,18 +110,19 @@ def run_shard(run_dir: str, config: ShardConfig | None = None, engine: Engine | 
     sources are not on local disk; on local disk each output tar gathers its byte ranges directly)."""
     config = config or ShardConfig()
     config.check()
-    sd, finished = StageDir.start(run_dir, NAME, requires="select" if config.uids is None else None)
+    sd, finished = StageDir.start(run_dir, NAME, requires="select" if config.uids is None else None, config=config)
     if finished is not None:
         return finished
-    _fresh(sd, config)
-    engine = engine or LocalEngine()
-    threads = threads or (default_threads() if engine.name == LocalEngine.name else 1)
-    sources = _sources(run_dir, config, move_bytes)
-    result = execute(frames_for(engine), sources, config, sd.path, threads)
-    result = {"stage": NAME, "engine": engine.name, **result}
-    describe(run_dir, sd.path, result, tars_written=config.write_tars)  # card, croissant.json, shardindex.json
-    sd.finish(result)
-    return result
+    with sd:  # the stage's lock goes however the work ends
+        _fresh(sd, config)
+        engine = engine or LocalEngine()
+        threads = threads or (default_threads() if engine.name == LocalEngine.name else 1)
+        sources = _sources(run_dir, config, move_bytes)
+        result = execute(frames_for(engine), sources, config, sd.path, threads)
+        result = {"stage": NAME, "engine": engine.name, **result}
+        describe(run_dir, sd.path, result, tars_written=config.write_tars)  # card, croissant.json, shardindex.json
+        sd.finish(result)
+        return result
 
 
 def _names(folder: str) -> set[str]:
