@@ -9,6 +9,7 @@ written when its `index.json` is there."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import uuid
@@ -64,6 +65,13 @@ def done(files: list[str], out_root: str) -> set[str]:
     return out
 
 
+class _Quiet(logging.Filter):
+    """streaming's merge_index announces its temporary folders as warnings: detail, not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("streaming") or record.getMessage().startswith("A temporary folder"))
+
+
 def merge(out_dir: str, stems: list[str]) -> dict:
     """Write `out_dir/index.json` merging the tars' indexes (read on the driver: one small file per tar)."""
     from streaming.base.util import merge_index
@@ -76,7 +84,14 @@ def merge(out_dir: str, stems: list[str]) -> dict:
             ofs, p = fs.url_to_fs(fs.join(out_dir, stem, INDEX))
             ofs.get_file(p, local)
             paths.append(local)
-        merge_index(paths, tmp, keep_local=True)
+        quiet, loggers = _Quiet(), (logging.getLogger(), logging.getLogger("streaming.base.storage.upload"))
+        for lg in loggers:
+            lg.addFilter(quiet)
+        try:
+            merge_index(paths, tmp, keep_local=True)
+        finally:
+            for lg in loggers:
+                lg.removeFilter(quiet)
         with open(os.path.join(tmp, INDEX), "rb") as fh:
             merged = json.load(fh)
     fs.write_bytes(fs.join(out_dir, INDEX), (json.dumps(merged, sort_keys=True) + "\n").encode())
