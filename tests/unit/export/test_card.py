@@ -67,3 +67,15 @@ def test_croissant_validates_and_loads_the_manifest_records(shard_run, ref):
     assert text["uid"] == ref.uids and text["key"] == ref.keys and text["caption"] == ref.captions
     doc = json.loads((shard_run / "shard" / "croissant.json").read_text())
     assert {d["includes"] for d in doc["distribution"]} == {"*.tar", "manifest/*.parquet"}
+
+
+def test_a_plan_only_shard_folder_is_described_without_tars(tmp_path, make_shard_run):
+    import mlcroissant as mlc
+
+    run = make_shard_run(tmp_path, write_tars=False)
+    out = run / "shard"
+    assert not list(out.glob("*.tar")) and not (out / "shardindex.json").exists()
+    assert "configs" not in _header((out / "README.md").read_text())
+    doc = json.loads((out / "croissant.json").read_text())
+    assert [d["includes"] for d in doc["distribution"]] == ["manifest/*.parquet"]
+    assert len(list(mlc.Dataset(str(out / "croissant.json")).records("samples"))) == 60
