@@ -26,7 +26,7 @@ def size_category(n: int) -> str:
     return "n>1T"
 
 
-def _header(facts: RunFacts) -> str:
+def _header(facts: RunFacts, data_files: str) -> str:
     lines = ["---",
              "# TODO: the license of the curated data depends on its sources; set it before you publish",
              "# (for example cc-by-4.0), with license_name and license_link when it stays `other`.",
@@ -35,7 +35,8 @@ def _header(facts: RunFacts) -> str:
              "task_categories:", *[f"- {t}" for t in TASKS],
              "tags:", "- webdataset", "- image-text", "- clip", "- curate"]
     if facts.tars_written:
-        lines += ["configs:", "- config_name: default", "  data_files:", "  - split: train", '    path: "*.tar"']
+        lines += ["configs:", "- config_name: default", "  data_files:", "  - split: train",
+                  f'    path: "{data_files}"']
     return "\n".join([*lines, "---", ""])
 
 
@@ -148,15 +149,21 @@ def _limits(facts: RunFacts) -> list[str]:
     return [*out, ""]
 
 
-def render_card(facts: RunFacts) -> str:
+def render_card(facts: RunFacts, data_files: str = "*.tar") -> str:
+    """The card of the shard folder, or (`data_files` "*.parquet") of its hf-parquet export."""
     body = [f"# Curated image-text shards ({facts.samples:,} samples)", "",
             "Written by the `curate` shard stage from the stages of this run; every number below is read from "
-            "the run's own records.", "",
-            *_funnel(facts), *_policy(facts), *_models(facts), *_plan(facts), *_files(facts), *_limits(facts)]
-    return _header(facts) + "\n" + "\n".join(body)
+            "the run's own records.", ""]
+    if data_files != "*.tar":
+        body += [f"This folder is `curate export --format hf-parquet` of the shards described below: one `{data_files}`"
+                 " file per tar with the columns `image` (the `datasets` Image layout: the stored bytes and their "
+                 "file name), `uid`, `caption` and `key`; `load_dataset(\"parquet\", data_files=...)` or "
+                 "`load_dataset(FOLDER)` reads it.", ""]
+    body += [*_funnel(facts), *_policy(facts), *_models(facts), *_plan(facts), *_files(facts), *_limits(facts)]
+    return _header(facts, data_files) + "\n" + "\n".join(body)
 
 
-def write_card(shard_dir: str, facts: RunFacts) -> str:
-    path = fs.join(shard_dir, NAME)
-    fs.write_bytes(path, render_card(facts).encode())
+def write_card(folder: str, facts: RunFacts, data_files: str = "*.tar") -> str:
+    path = fs.join(folder, NAME)
+    fs.write_bytes(path, render_card(facts, data_files).encode())
     return path

@@ -1,6 +1,7 @@
 """`curate export RUN --format hf-parquet|mds`: the shard stage's tars converted for other trainers, one
 engine task per tar. Layout: `RUN/export/FORMAT/` holds one output per tar (`NNNNN.parquet` for
-hf-parquet; the folder `NNNNN/` for mds, plus a merged `index.json`), then `_stats.json` and `_SUCCESS`.
+hf-parquet, with a dataset card `README.md` whose data files are those; the folder `NNNNN/` for mds, plus
+a merged `index.json`), then `_stats.json` and `_SUCCESS`.
 
 Resumable: each tar's output is committed atomically; a rerun lists the folder once and converts only the
 tars whose output is missing; a finished export is a no-op. The driver holds the list of tars, never rows.
@@ -113,6 +114,11 @@ def run_export(run_dir: str, config: ExportConfig | None = None, engine: Engine 
         from curate.export import mds
 
         result.update(mds.merge(out_dir, [t[: -len(".tar")] for t in sorted(sizes)]))
+    else:  # the dataset card, its data files the parquet files: the folder is ready for a Hub upload
+        from curate.export.card import write_card
+        from curate.export.describe import gather
+
+        write_card(out_dir, gather(run_dir, shard_dir, fs.read_json(fs.join(shard_dir, STATS))), "*.parquet")
     fs.write_json(fs.join(out_dir, STATS), result)
     fs.write_bytes(fs.join(out_dir, SUCCESS), b"")
     log.info("export: done (%s)", out_dir)

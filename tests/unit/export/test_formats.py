@@ -29,6 +29,10 @@ def test_hf_parquet_export_loads_as_an_image_dataset(shard_run, ref, tmp_path):
     raw = ds.cast_column("image", datasets.Image(decode=False))
     assert [im["bytes"] for im in raw["image"]] == [ref.images[k] for k in ref.keys]
     assert ds[0]["image"].size == (32, 32)  # decodes as a PIL image
+    # the folder as a Hub repository: its README.md's config names the parquet files
+    folder = datasets.load_dataset(str(shard_run / "export" / "hf-parquet"), split="train",
+                                   cache_dir=str(tmp_path / "c2"))
+    assert folder["uid"] == ref.uids and isinstance(folder.features["image"], datasets.Image)
 
 
 def test_wids_opens_the_shard_index_for_random_access(shard_run, ref, tmp_path):
