@@ -53,8 +53,11 @@ def test_one_pass_keeps_the_seeded_order_keys_and_layout(run_dir):
     assert set(m.column("repetition").to_pylist()) == {1} and set(m.column("copy").to_pylist()) == {0}
     assert json.loads((out / "sizes.json").read_text()) == {"00000.tar": 25, "00001.tar": 25, "00002.tar": 10}
     # one manifest part per block of 25 stream positions, written beside that block's tar
-    parts = sorted(p.name for p in (out / "manifest").iterdir())
+    parts = sorted(p.name for p in (out / "manifest").iterdir() if p.is_file())
     assert parts == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    # each part and tar with its checksum sidecar (curate.io.sums)
+    assert sorted(p.name for p in (out / "manifest" / "_sums").iterdir()) == [f"{p}.json" for p in parts]
+    assert sorted(p.name for p in (out / "_sums").iterdir()) == [f"{i:05d}.tar.json" for i in range(3)]
     assert [pq.read_metadata(out / "manifest" / p).num_rows for p in parts] == [25, 25, 10]
     assert not (out / "stream").exists() and not (out / "_work").exists()
     assert stats["kept"] == 60 and stats["samples_written"] == 60 and stats["histogram"] == {"1": 60}
@@ -211,6 +214,23 @@ def test_cli_accepts_trainer_terms(run_dir, capsys):
     args = _parse(["shard", "r", "--engine", "spark", "--threads", "2"])
     with pytest.raises(CurateError, match="--threads is for --engine local"):
         args.func(args)
+
+
+def test_engine_auto_shards_a_small_local_selection_in_process(run_dir, monkeypatch, caplog):
+    """--engine auto: in-process for a selection within AUTO_LOCAL_SAMPLES on local disk and a local master;
+    Spark past that size, with a cluster master, or before the selection exists."""
+    import logging
+
+    from curate.shard import cli
+
+    selected = int(np.load(Path(run_dir) / "select" / "uids.npy").shape[0])
+    with caplog.at_level(logging.INFO, logger="curate.shard"):
+        assert cli._auto_engine(_parse(["shard", run_dir]), ShardConfig()) == "local"
+    assert f"{selected} selected samples" in caplog.text
+    assert cli._auto_engine(_parse(["shard", run_dir, "--master", "spark://10.0.0.1:7077"]), ShardConfig()) == "spark"
+    assert cli._auto_engine(_parse(["shard", run_dir + "-none"]), ShardConfig()) == "spark"
+    monkeypatch.setattr(cli, "AUTO_LOCAL_SAMPLES", selected - 1)
+    assert cli._auto_engine(_parse(["shard", run_dir]), ShardConfig()) == "spark"
 
 
 def test_a_copied_run_reruns_to_the_same_bytes(tmp_path, run_dir):
