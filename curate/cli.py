@@ -19,6 +19,7 @@ from curate.extract.cli import add_parser as add_extract
 from curate.score.cli import add_parser as add_score
 from curate.select.cli import add_parser as add_select
 from curate.shard.cli import add_parser as add_shard
+from curate.verify.cli import add_parser as add_verify
 
 log = logging.getLogger("curate")
 
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_arguments(p)
 
     add_compare(sub)
+    add_verify(sub)
     return parser
 
 

@@ -8,9 +8,10 @@ it has `safety_hash_list` rows:
      so that a later hashing pass over the rewritten tar (a dedup run redone from scratch) still has them
      and decides those samples again, although their files are gone;
   2. rewrites the shard's tar without those samples' files (every member of their key: image, caption, json),
-     streamed member by member to a temporary name and renamed into place (`fs.atomic_open`; one PUT on an
-     object store), with the same deterministic member headers the download writes, and the tar's member
-     index (`NNNNN.idx`) rewritten after it (removed first, so no reader meets a stale one).
+     streamed member by member to a temporary name and renamed into place (`sums.open_part`: one PUT on an
+     object store, and the tar's checksum sidecar rewritten), with the same deterministic member headers the
+     download writes, and the tar's member index (`NNNNN.idx`) rewritten after it (removed first, so no
+     reader meets a stale one).
 The samples table keeps the rows as the download wrote them; the dedup decisions say `safety_hash_list`, and
 every later stage reads only the samples dedup kept. Each step is idempotent, so an interrupted task is
 finished by a rerun (the decisions are recomputed from the hashes parts). A shard without listed rows is not
@@ -29,7 +30,7 @@ from curate.dedup.hashes import PURGED
 from curate.dedup.hashes import VERSION as HASHES_VERSION
 from curate.download.status import SUCCESS
 from curate.errors import CurateError
-from curate.io import dataset, fs, tarindex
+from curate.io import dataset, fs, sums, tarindex
 from curate.io.tario import DeterministicTarWriter
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _rewrite_tar(path: str, drop: set[str]) -> int:
         if had_index:
             ifs, ip = fs.url_to_fs(tarindex.index_path(path))
             ifs.rm(ip)
-        with tfs.open(p, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar, fs.atomic_open(path, "wb") as out:
+        with tfs.open(p, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar, sums.open_part(path) as out:
             writer = DeterministicTarWriter(out)
             for m in tar:
                 if m.isfile() and m.name.partition(".")[0] not in drop:

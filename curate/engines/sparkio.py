@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from curate.errors import CurateError
-from curate.io import dataset, fs
+from curate.io import dataset, fs, sums
 from curate.io.dataset import PART_COL
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class _PartWriter:
         target = schemas.load(self.schema, self.version) if self.schema else self.empty.schema
         path = fs.join(self.folder, dataset.part_name(TaskContext.get().partitionId()))
         rows = 0
-        with fs.atomic_open(path, "wb") as fh:
+        with sums.open_part(path) as fh:  # hashed as written, for its checksum sidecar
             with pq.ParquetWriter(fh, target, compression="zstd", write_page_checksum=True) as writer:
                 for batch in batches:
                     table = pa.Table.from_batches([batch]).select(self.columns)
@@ -166,7 +166,7 @@ class _PartWriter:
                         table = schemas.conform(table, self.schema, self.version)
                     writer.write_table(table)
                     rows += table.num_rows
-        stats["bytes"] += fs.url_to_fs(path)[0].size(fs.url_to_fs(path)[1])
+        stats["bytes"] += fh.size
         stats["parts"] += 1
         stats["rows"] += rows
 

@@ -3,7 +3,8 @@
 Every table a stage writes is a folder of parquet parts, each written by the task that computed it,
 under a name that follows from its input: `00017.parquet` for the rows of download shard 17 (samples,
 hashes, dedup decisions), `part-00017.parquet` for partition 17 of a stated partitioning. A part is
-committed atomically (`fs.atomic_open`); a stage's `_stats.json` and `_SUCCESS` come after all parts.
+committed atomically (`fs.atomic_open`) with its checksum sidecar `_sums/<name>.json` (`curate.io.sums`);
+a stage's `_stats.json` and `_SUCCESS` come after all parts.
 Resume is one listing of the folder (`list_parts`), then only the missing parts are computed.
 
 Nothing here reads a whole table into one process except `read_table`, which says so: it is for demo-size
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from curate import schemas
 from curate.errors import CurateError
-from curate.io import fs
+from curate.io import fs, sums
 
 log = logging.getLogger(__name__)
 
@@ -76,23 +77,22 @@ def encode(table: pa.Table, schema: str | None = None, version: int = 1) -> byte
 
 
 def write_part(table: pa.Table, path: str, schema: str | None = None, version: int = 1) -> int:
-    """Write one part atomically; returns its size in bytes."""
+    """Write one part atomically, then its checksum sidecar; returns its size in bytes."""
     data = encode(table, schema, version)
-    fs.write_bytes(path, data)
+    sums.write_bytes(path, data)
     return len(data)
 
 
 def read_part(path: str, columns: list[str] | None = None, only_present: bool = False) -> pa.Table:
     """One part, only `columns` (a missing one is an error naming the part, or with `only_present` left out:
-    parts written by an older schema version lack newer columns)."""
-    ffs, p = fs.url_to_fs(path)
+    parts written by an older schema version lack newer columns). Its bytes are read once and checked
+    against its checksum sidecar (when it has one) and the pages' own checksums before use."""
     try:
-        with ffs.open(p, "rb") as fh:
-            if only_present and columns is not None:
-                have = set(pq.ParquetFile(fh).schema_arrow.names)
-                columns = [c for c in columns if c in have]
-                fh.seek(0)
-            return pq.read_table(fh, columns=columns)
+        data = pa.py_buffer(sums.read_verified(path))
+        if only_present and columns is not None:
+            have = set(pq.read_schema(pa.BufferReader(data)).names)
+            columns = [c for c in columns if c in have]
+        return pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
     except FileNotFoundError as exc:
         raise CurateError(f"no such part: {path}") from exc
     except (pa.ArrowInvalid, OSError) as exc:

@@ -114,10 +114,13 @@ def read_json(path: str) -> Any:
 
 
 def write_table(table: pa.Table, path: str, schema: str | None = None) -> None:
-    """Write a parquet file atomically, conformed to `schema` (a name in schemas/) when given."""
+    """Write a parquet file atomically, conformed to `schema` (a name in schemas/) when given, with its
+    checksum sidecar (`curate.io.sums`)."""
+    from curate.io import sums  # sums builds on this module
+
     if schema is not None:
         table = schemas.conform(table, schema)
-    write_bytes(path, encode_table(table))
+    sums.write_bytes(path, encode_table(table))
 
 
 def encode_table(table: pa.Table) -> bytes:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import BinaryIO
 
-from curate.io import fs
+from curate.io import fs, sums
 
 
 def index(path: str) -> dict[str, dict[str, tuple[int, int]]]:
@@ -49,8 +49,8 @@ class DeterministicTarWriter:
 
 def write_tar_file(path: str, members: Iterable[tuple[str, bytes]]) -> list[tuple[str, int, int]]:
     """Write `members` ((name, data), in order) as a deterministic tar at `path` (temporary name, then
-    rename); returns (name, data offset, size) of each, for the archive's index."""
-    with fs.atomic_open(path, "wb") as fh:
+    rename), with its checksum sidecar; returns (name, data offset, size) of each, for the archive's index."""
+    with sums.open_part(path) as fh:
         writer = DeterministicTarWriter(fh)
         for name, data in members:
             writer.add(name, data)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from curate.io import fs
+from curate.io import fs, sums
 from curate.io.tario import read_member
 from curate.shard.catalog import Members, byte_range, catalog
 from curate.shard.gather import copy_tar_local
@@ -130,13 +130,20 @@ def _size(path: str) -> int:
 
 
 def _copy_local(job: ShardJob) -> bool:
-    """Local files: gathered by `gather.copy_tar_local`. False where that does not apply (nothing written)."""
+    """Local files: gathered by `gather.copy_tar_local`, then the checksum sidecar. False where that does not
+    apply (nothing written)."""
     dest = local_path(job.tar)
     srcs = [local_path(src) for src in job.sources]
     if dest is None or None in srcs:
         return False
     fs.makedirs(job.tar.rpartition("/")[0])
-    return copy_tar_local(dest, job, srcs, parts=job.threads) is not None
+    sums.drop_sidecar(job.tar)
+    digest = hashlib.sha256()
+    size = copy_tar_local(dest, job, srcs, parts=job.threads, hasher=digest)
+    if size is None:
+        return False
+    sums.write_sidecar(job.tar, size, digest.hexdigest())
+    return True
 
 
 def _write_through_python(job: ShardJob) -> None:
@@ -159,7 +166,7 @@ def _write_through_python(job: ShardJob) -> None:
                 blobs[i] = [buf[off - start:off - start + size] for _, off, size in members]
     files = [(f"{key}.{ext}", blob) for (key, _, members, _), data in zip(rows, blobs, strict=True)
              for (ext, _, _), blob in zip(members, data, strict=True)]
-    with fs.atomic_open(job.tar, "wb") as fh:
+    with sums.open_part(job.tar) as fh:
         write_tar(fh, files)
 
 
@@ -173,7 +180,7 @@ def _write_from_bytes(job: ShardJob) -> None:
             files.append((f"{key}.{ext}", view[at:at + size]))
             at += size
         f += c
-    with fs.atomic_open(job.tar, "wb") as fh:
+    with sums.open_part(job.tar) as fh:
         write_tar(fh, files)
 
 

@@ -1,0 +1,193 @@
+"""Checksum sidecars: every parquet part and tar a stage writes has `<folder>/_sums/<name>.json`.
+
+The sidecar holds `{"sha256": ..., "size": ...}` of the bytes as written, computed by the task that wrote
+them (whole-buffer writers hash the buffer, streamed writers hash while writing; nothing is read back), and
+written as bytes that depend only on the part's bytes, so reruns and engines give identical folders. Names
+starting with `_` are not parts (`dataset.is_part`), so `_sums/` never reads as part of a dataset.
+
+Order of a write: the old sidecar (if any) is removed, the part is committed, then its sidecar is written.
+A kill in between leaves a part without a sidecar (read as before, listed as unverified by `curate verify`),
+never a part that disagrees with its sidecar.
+
+Readers verify before use (`read_verified`): the part's bytes are read once, hashed, and compared with
+the sidecar; a part without one was written before sidecars existed and is read as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from curate.errors import CurateError
+from curate.io import fs
+
+log = logging.getLogger(__name__)
+
+SUMS_DIR = "_sums"
+SUFFIX = ".json"
+CHUNK = 4 << 20  # bytes per read when hashing a file in a stream (`file_digest`)
+
+
+def sidecar_path(path: str) -> str:
+    """`.../folder/00017.parquet` -> `.../folder/_sums/00017.parquet.json`."""
+    folder, _, name = str(path).rstrip("/").rpartition("/")
+    return f"{folder}/{SUMS_DIR}/{name}{SUFFIX}" if folder else f"{SUMS_DIR}/{name}{SUFFIX}"
+
+
+def target_path(sidecar: str) -> str:
+    """The inverse of `sidecar_path`."""
+    sums_dir, _, name = sidecar.rpartition("/")
+    folder = sums_dir.rpartition("/")[0]
+    name = name.removesuffix(SUFFIX)
+    return f"{folder}/{name}" if folder else name
+
+
+def encode(size: int, sha256: str) -> bytes:
+    return (json.dumps({"sha256": sha256, "size": int(size)}, sort_keys=True) + "\n").encode()
+
+
+def write_sidecar(path: str, size: int, sha256: str) -> None:
+    fs.write_bytes(sidecar_path(path), encode(size, sha256))
+
+
+def drop_sidecar(path: str) -> None:
+    """Remove the sidecar of `path` if there is one (before the part is rewritten)."""
+    sfs, p = fs.url_to_fs(sidecar_path(path))
+    try:
+        sfs.rm_file(p)
+    except FileNotFoundError:
+        pass
+
+
+def read_sidecar(path: str) -> dict | None:
+    """{"sha256", "size"} of the part at `path`, or None when it has no sidecar."""
+    sfs, p = fs.url_to_fs(sidecar_path(path))
+    try:
+        with sfs.open(p, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return None
+    try:
+        got = json.loads(raw)
+        return {"sha256": str(got["sha256"]), "size": int(got["size"])}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CurateError(f"checksum sidecar {sidecar_path(path)} is unreadable ({exc}); remove it and "
+                          f"its part {path}, then rerun the stage that wrote them") from exc
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """`data` to `path` atomically, with its sidecar."""
+    drop_sidecar(path)
+    fs.write_bytes(path, data)
+    write_sidecar(path, len(data), hashlib.sha256(data).hexdigest())
+
+
+class HashingWriter:
+    """A write-only file that passes bytes to `fh` and hashes them on the way (tarfile and pyarrow's
+    ParquetWriter write through it). Closing it leaves `fh` open: its owner commits it."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh, self.hash, self.size = fh, hashlib.sha256(), 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.fh.write(view)
+        self.hash.update(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self.fh.closed
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def hexdigest(self) -> str:
+        return self.hash.hexdigest()
+
+
+@contextmanager
+def open_part(path: str) -> Iterator[HashingWriter]:
+    """`fs.atomic_open(path, "wb")` for a streamed part or tar: hashed while written; the sidecar follows
+    the commit. A failed block commits neither."""
+    drop_sidecar(path)
+    with fs.atomic_open(path, "wb") as fh:
+        writer = HashingWriter(fh)
+        yield writer
+    write_sidecar(path, writer.size, writer.hexdigest())
+
+
+def mismatch(path: str, expected: dict, size: int, sha256: str) -> str | None:
+    """A one-line description of how (size, sha256) differs from `expected`; None when they agree."""
+    if size == expected["size"] and sha256 == expected["sha256"]:
+        return None
+    return (f"{path}: sha256 {sha256[:12]}, expected {expected['sha256'][:12]}; "
+            f"{size} bytes, expected {expected['size']}")
+
+
+def check(path: str, data: bytes) -> None:
+    """Raise when `data` (the bytes read from `path`) disagree with the part's sidecar."""
+    expected = read_sidecar(path)
+    if expected is None:
+        return
+    problem = mismatch(path, expected, len(data), hashlib.sha256(data).hexdigest())
+    if problem is not None:
+        raise CurateError(f"checksum mismatch in {problem}: the file is corrupt; remove it and its sidecar, "
+                          f"then rerun the stage that wrote it")
+
+
+def read_verified(path: str) -> bytes:
+    """The bytes of the part at `path` (one read), checked against its sidecar when it has one."""
+    ffs, p = fs.url_to_fs(path)
+    with ffs.open(p, "rb") as fh:
+        data = fh.read()
+    check(path, data)
+    return data
+
+
+def file_digest(path: str) -> tuple[int, str]:
+    """(size, sha256) of a file, read in a stream (for `curate verify`)."""
+    ffs, p = fs.url_to_fs(path)
+    h, size = hashlib.sha256(), 0
+    with ffs.open(p, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def summary(folder: str) -> dict:
+    """{"parts": files with a sidecar, "bytes": their sizes summed} under `folder`, from its sidecars (one
+    recursive listing and a read of each sidecar); for a stage's `_stats.json`."""
+    ffs, p = fs.url_to_fs(folder)
+    try:
+        found = ffs.find(p)
+    except FileNotFoundError:
+        found = []
+    parts = total = 0
+    for f in found:
+        if f.rsplit("/", 2)[-2:-1] == [SUMS_DIR] and f.endswith(SUFFIX):
+            with ffs.open(f, "rb") as fh:
+                total += int(json.load(fh).get("size", 0))
+            parts += 1
+    return {"parts": parts, "bytes": total}
