@@ -87,7 +87,7 @@ def add_stage(sub, name: str, func: Callable, help_: str, run: bool = True) -> a
         p.add_argument("run", help="the run directory (local path or fsspec URL); the stage writes RUN/" + name)
     if run and name in STAGES:
         p.add_argument("--redo", action="store_true",
-                       help=f"remove RUN/{name} and every later stage's folder (and RUN/audit, RUN/report), then "
+                       help=f"remove RUN/{name} and every later stage's folder (and RUN/report, RUN/export), then "
                             "run it again: what a finished stage with another configuration or changed inputs needs")
         p.add_argument("--force-unlock", action="store_true",
                        help=f"remove RUN/{name}/_LOCK first: another run's lock, when that run is gone (killed, or "

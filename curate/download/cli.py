@@ -45,8 +45,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     # a rerun after completion: no engine, not even img2dataset (an error when its configuration changed)
-    finished = StageDir.finished(args.run, "download", config)
-    if finished is not None and not config.retry_failed:
+    finished = None if config.retry_failed else StageDir.finished(args.run, "download", config)
+    if finished is not None:
         report(finished)
         return 0
     from curate.download.inputs import check_input

@@ -111,8 +111,10 @@ def tasks_group(n: int, max_tasks: int = 20_000) -> int:
 def run_download(engine: Engine, run_dir: str, config: DownloadConfig) -> dict:
     """Download `config.input` into RUN/download; a finished stage is a no-op (unless `retry_failed`), an
     unfinished one resumes: one listing finds the shards still to fetch."""
-    finished = StageDir.finished(run_dir, NAME, config)  # an error when its configuration changed
-    if finished is not None and not config.retry_failed:
+    # a finished download with another configuration is an error; --retry-failed is an action on a finished
+    # download, checked by the stage itself (the same input), and it records the configuration it retried with
+    finished = None if config.retry_failed else StageDir.finished(run_dir, NAME, config)
+    if finished is not None:
         return finished
     AddressPolicy(config.allow_addresses)  # a bad --allow-address is a one-line error before any work
     check_lists(config)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 FINGERPRINT = "_fingerprint.json"
 STATS = "_stats.json"
 STAGES = ("extract", "download", "dedup", "score", "select", "shard")  # the order a run goes through
-OUTPUTS = ("audit", "report")  # folders written from the finished stages, removed with any of them
+OUTPUTS = ("audit", "report", "export")  # folders written from the finished stages, removed with any of them
 
 
 def canonical(value: Any) -> Any:
@@ -37,6 +37,8 @@ def canonical(value: Any) -> Any:
         return [canonical(v) for v in value]
     if isinstance(value, dict):
         return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 5 and 5.0 (a flag parsed as float, a default written as int) give the same bytes
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, PurePath):

@@ -134,7 +134,9 @@ def _create(path: str, data: bytes) -> bool:
     if "file" in protocols:
         return _create_local(p, data)
     if "s3" in protocols:
-        return _create_s3(ffs, p, data)
+        created = _create_s3(ffs, p, data)
+        if created is not None:
+            return created
     if "gs" in protocols or "gcs" in protocols:
         try:
             ffs.pipe_file(p, data, mode="create")  # gcsfs: an upload with ifGenerationMatch=0
@@ -169,7 +171,8 @@ def _create_local(p: str, data: bytes) -> bool:
     return True
 
 
-def _create_s3(ffs, p: str, data: bytes) -> bool:
+def _create_s3(ffs, p: str, data: bytes) -> bool | None:
+    """A conditional PUT; None when the store does not implement one (some S3-compatible servers)."""
     bucket, key, _ = ffs.split_path(p)
     try:
         ffs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
@@ -180,6 +183,8 @@ def _create_s3(ffs, p: str, data: bytes) -> bool:
         text = f"{exc} {exc.__cause__ or ''}"
         if exc.errno == errno.EINVAL and "recondition" in text or "ConditionalRequestConflict" in text:
             return False
+        if "NotImplemented" in text:
+            return None
         raise
     finally:
         ffs.invalidate_cache(p)

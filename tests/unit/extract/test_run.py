@@ -58,7 +58,9 @@ def test_one_part_per_file_and_resume_recomputes_only_the_missing(tmp_path):
             {k: v for k, v in first.items() if k != "files_resumed"}
         assert (first["files_resumed"], again["files_resumed"]) == (0, 2)
         assert json.loads((run / "extract" / "_stats.json").read_text()) == again
-        assert _run(engine, run, input="/ignored/when/finished") == again  # a finished stage: a no-op
+        assert _run(engine, run, input=str(folder)) == again  # a finished stage, the same configuration: a no-op
+        with pytest.raises(CurateError, match=r'input: ".*" -> "/elsewhere".*--redo'):  # another one: refused
+            _run(engine, run, input="/elsewhere")
     pairs, rejects = read(str(run))
     assert first["kept"] == len(pairs) and first["rejected_total"] == len(rejects)
     assert first["images"] == len(pairs) + len(rejects)

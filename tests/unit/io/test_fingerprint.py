@@ -98,6 +98,8 @@ def test_shipped_configs_leave_out_their_runtime_fields():
     assert canon(ScoreConfig(clip=ClipConfig(decoder="simplejpeg"))) != canon(ScoreConfig())
     assert canon(DownloadConfig(input="x", threads=8, retry_failed=True)) == canon(DownloadConfig(input="x"))
     assert canon(DownloadConfig(input="x", timeout=3)) != canon(DownloadConfig(input="x"))
+    as_float, as_int = DownloadConfig(input="x", timeout=5.0), DownloadConfig(input="x", timeout=5)
+    assert json.dumps(canon(as_float)) == json.dumps(canon(as_int))  # a flag parsed as float: the same bytes
     assert canon(ExtractConfig(input="x", files_per_task=9)) == canon(ExtractConfig(input="x"))
 
 
@@ -124,7 +126,8 @@ def test_redo_refuses_to_remove_a_folder_another_run_holds(tmp_path):
     with pytest.raises(CurateError, match=r"--redo would remove .*shard, which is locked by another run: ann"):
         fingerprint.redo(str(tmp_path), "score")
     assert (tmp_path / "score").exists()
-    assert fingerprint.redo(str(tmp_path), "score", force=True) == ["score", "select", "shard", "audit", "report"]
+    removed = fingerprint.redo(str(tmp_path), "score", force=True)
+    assert removed == ["score", "select", "shard", "audit", "report", "export"]
 
 
 def test_cli_changed_configuration_is_one_line_and_the_same_one_prints_the_old_stats(tmp_path, capsys):
