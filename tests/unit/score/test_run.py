@@ -103,7 +103,8 @@ def test_storage_to_storage_equals_the_stages_run_in_this_process(engine, tmp_pa
         write_shard(str(ref), item["shard"], table, describe(config))
     got = _digest(run / "score")
     assert {k: v for k, v in got.items() if not k.startswith(("_", "models.json"))} == _digest(ref)
-    assert sorted(got) == sorted(["_SUCCESS", "_config.json", "_stats.json", "models.json", *_digest(ref)])
+    assert sorted(got) == sorted(["_SUCCESS", "_config.json", "_fingerprint.json", "_stats.json", "models.json",
+                                  *_digest(ref)])
     assert pq.read_table(run / "score" / "scores").num_rows == scored.num_rows
 
 
