@@ -98,11 +98,16 @@ def add_stage(sub, name: str, func: Callable, help_: str, run: bool = True) -> a
 
 
 def _stage_command(name: str, func: Callable, args: argparse.Namespace) -> int:
-    """--force-unlock and --redo, then the stage's own command (which takes the lock when it starts work)."""
+    """--force-unlock and --redo, then the stage's own command (which takes the lock when it starts work).
+    A lock another live run holds on an unfinished stage fails here, before any engine starts."""
     from curate.io import fingerprint, fs, lock
 
+    path = fs.join(args.run, name, lock.LOCK)
     if args.force_unlock:
-        lock.force_unlock(fs.join(args.run, name, lock.LOCK), name)
+        lock.force_unlock(path, name)
     if args.redo:
         fingerprint.redo(args.run, name, force=args.force_unlock)
+    holder = lock.held_by_other(path)
+    if holder is not None and not fs.exists(fs.join(args.run, name, "_SUCCESS")):
+        raise lock.busy(path, name, holder)
     return func(args)

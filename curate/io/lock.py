@@ -81,8 +81,13 @@ def acquire(path: str, what: str) -> StageLock:
         if _create(path, data):
             return StageLock(path, record)
         holder = read(path)
-    raise CurateError(f"{what}: {path.rsplit('/', 1)[0]} is locked by another run: {describe(holder)}; "
-                      "if that run is gone, rerun with --force-unlock")
+    raise busy(path, what, holder)
+
+
+def busy(path: str, what: str, holder: dict | None) -> CurateError:
+    """The one-line error for a lock another run holds."""
+    return CurateError(f"{what}: {path.rsplit('/', 1)[0]} is locked by another run: {describe(holder)}; "
+                       "if that run is gone, rerun with --force-unlock")
 
 
 def force_unlock(path: str, what: str) -> None:

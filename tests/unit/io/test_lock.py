@@ -93,17 +93,24 @@ def test_a_real_stage_releases_its_lock_when_it_fails(tmp_path):
 
     (tmp_path / "score").mkdir()
     (tmp_path / "score" / "_SUCCESS").write_bytes(b"")  # finished, but with no tables: select fails reading them
-    with pytest.raises(Exception):  # noqa: B017 - whatever the failure, the lock must go
+    with pytest.raises(CurateError, match="no scored samples"):
         run_select(str(tmp_path), SelectConfig(engine="local"))
     assert (tmp_path / "select").is_dir() and not (tmp_path / "select" / lock.LOCK).exists()
 
 
-def test_cli_refuses_a_held_lock_and_force_unlock_removes_it(tmp_path, capsys):
+def test_cli_refuses_a_held_lock_and_force_unlock_removes_it(tmp_path, capsys, monkeypatch):
     (tmp_path / "score").mkdir()
     (tmp_path / "score" / "_SUCCESS").write_bytes(b"")
     path = tmp_path / "select" / lock.LOCK
     _write_lock(path, host="elsewhere.example", pid=4242)
-    assert cli_main(["select", str(tmp_path), "--engine", "local"]) == 2
+    import curate.select.run
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("the stage started although another run holds its lock")
+
+    with monkeypatch.context() as m:
+        m.setattr(curate.select.run, "run_select", no_engine)  # refused before the stage (and its engine) starts
+        assert cli_main(["select", str(tmp_path), "--engine", "local"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "curate: error: select:" in err
     assert "someone on elsewhere.example, pid 4242, started 2026-01-01" in err and "--force-unlock" in err
