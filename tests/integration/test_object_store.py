@@ -108,8 +108,10 @@ def test_the_pipeline_on_s3_equals_a_local_run(s3_env, small_pool, tmp_path):
     got = _s3_digests(s3, f"{BUCKET}/run")
     assert set(got) == set(want)
     different = sorted(k for k in want if got[k] != want[k])
-    # the plan records where its input was; every other file is the same bytes
-    assert different == ["download/urls/_plan.json"]
+    # the plan records where its input was, and each stage's _fingerprint.json its configuration (the input,
+    # hash list and eval paths) and its earlier stages' fingerprints; every other file is the same bytes
+    stages = ("dedup", "download", "score", "select", "shard")
+    assert different == sorted(["download/urls/_plan.json", *(f"{s}/_fingerprint.json" for s in stages)])
     assert any(k.startswith("dedup/decisions/") for k in got) and any(k.endswith(".tar") for k in got)
     assert any(k.startswith("score/scores/") for k in got) and any(k.startswith("score/embeddings/") for k in got)
     assert "score/_SUCCESS" in got and "select/uids.npy" in got and "shard/_SUCCESS" in got
