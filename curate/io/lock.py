@@ -74,6 +74,8 @@ def acquire(path: str, what: str) -> StageLock:
     if _create(path, data):
         return StageLock(path, record)
     holder = read(path)
+    if holder is None and not fs.exists(path) and _create(path, data):  # released between our two looks
+        return StageLock(path, record)
     if holder is not None and stale(holder):
         log.warning("%s: taking over the stale lock %s of %s: that process is gone", what, path, describe(holder))
         if read(path) == holder:  # still the same stale record (another run may have taken it over first)

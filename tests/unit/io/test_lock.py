@@ -70,6 +70,14 @@ def test_live_or_foreign_lock_is_not_taken_over(tmp_path, host_is_ours):
     assert json.loads(path.read_text())["owner"] == "someone"
 
 
+def test_an_empty_lock_file_is_an_unknown_holder_not_a_free_lock(tmp_path):
+    path = tmp_path / "select" / lock.LOCK
+    path.parent.mkdir()
+    path.write_bytes(b"")  # killed between creating the file and writing it
+    with pytest.raises(CurateError, match="locked by another run: an unknown run .*--force-unlock"):
+        lock.acquire(str(path), "select")
+
+
 def test_stage_lock_is_held_while_working_and_gone_after_finish_and_after_an_error(tmp_path):
     run = str(tmp_path)
     sd, finished = StageDir.start(run, "dedup", config=Cfg())
