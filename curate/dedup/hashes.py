@@ -19,7 +19,7 @@ from curate import schemas
 from curate.dedup import phash
 from curate.download.status import SUCCESS
 from curate.errors import CurateError
-from curate.io import dataset, fs
+from curate.io import dataset, fs, sums
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,8 @@ def hash_shard(item: dict) -> dict:
     wanted = dict(zip(ok.column("key").to_pylist(), ok.column("uid").to_pylist(), strict=True))
     rows: dict[str, dict] = {}
     if wanted:
-        tfs, path = fs.url_to_fs(item["tar"])
-        try:
-            with tfs.open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        try:  # checked against its sidecar when read through, before the hashes part is written
+            with sums.open_verified(item["tar"]) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
                 for m in tar:
                     key, _, ext = m.name.rpartition(".")
                     if ext.lower() in IMAGE_EXTS and key in wanted and m.isfile():

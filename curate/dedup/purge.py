@@ -55,7 +55,7 @@ def _rewrite_tar(path: str, drop: set[str]) -> int:
     if not tfs.exists(p):
         return 0
     try:
-        with tfs.open(p, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        with sums.open_verified(path) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
             names = [m.name for m in tar if m.isfile()]
         removed = sum(1 for name in names if name.partition(".")[0] in drop)
         if not removed:

@@ -145,15 +145,18 @@ def mismatch(path: str, expected: dict, size: int, sha256: str) -> str | None:
             f"{size} bytes, expected {expected['size']}")
 
 
+def _raise_on(problem: str | None) -> None:
+    if problem is not None:
+        raise CurateError(f"checksum mismatch in {problem}: the file is corrupt; remove it and its sidecar, "
+                          f"then rerun the stage that wrote it")
+
+
 def check(path: str, data: bytes) -> None:
     """Raise when `data` (the bytes read from `path`) disagree with the part's sidecar."""
     expected = read_sidecar(path)
     if expected is None:
         return
-    problem = mismatch(path, expected, len(data), hashlib.sha256(data).hexdigest())
-    if problem is not None:
-        raise CurateError(f"checksum mismatch in {problem}: the file is corrupt; remove it and its sidecar, "
-                          f"then rerun the stage that wrote it")
+    _raise_on(mismatch(path, expected, len(data), hashlib.sha256(data).hexdigest()))
 
 
 def read_verified(path: str) -> bytes:
@@ -163,6 +166,39 @@ def read_verified(path: str) -> bytes:
         data = fh.read()
     check(path, data)
     return data
+
+
+class HashingReader:
+    """A file read in a stream (tarfile's `r|` mode) that hashes what passes through it."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh, self.hash, self.size = fh, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+@contextmanager
+def open_verified(path: str) -> Iterator[HashingReader]:
+    """Open a file to read it once from start to end (a tar a stage streams through); when the block is
+    done, the rest is read and the whole is checked against the file's sidecar (when it has one), so a
+    task that read a corrupt file fails, naming it, before it writes what it made of it."""
+    ffs, p = fs.url_to_fs(path)
+    with ffs.open(p, "rb") as fh:
+        reader = HashingReader(fh)
+        yield reader
+        expected = read_sidecar(path)
+        if expected is None:
+            return
+        reader.drain()
+    _raise_on(mismatch(path, expected, reader.size, reader.hash.hexdigest()))
 
 
 def file_digest(path: str) -> tuple[int, str]:
@@ -175,19 +211,3 @@ def file_digest(path: str) -> tuple[int, str]:
             size += len(chunk)
     return size, h.hexdigest()
 
-
-def summary(folder: str) -> dict:
-    """{"parts": files with a sidecar, "bytes": their sizes summed} under `folder`, from its sidecars (one
-    recursive listing and a read of each sidecar); for a stage's `_stats.json`."""
-    ffs, p = fs.url_to_fs(folder)
-    try:
-        found = ffs.find(p)
-    except FileNotFoundError:
-        found = []
-    parts = total = 0
-    for f in found:
-        if f.rsplit("/", 2)[-2:-1] == [SUMS_DIR] and f.endswith(SUFFIX):
-            with ffs.open(f, "rb") as fh:
-                total += int(json.load(fh).get("size", 0))
-            parts += 1
-    return {"parts": parts, "bytes": total}

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from curate import schemas
 from curate.errors import CurateError
-from curate.io import dataset, fs
+from curate.io import dataset, fs, sums
 from curate.score.stages import GPU_FALLBACK, embedding_columns
 from curate.stage import StageStats
 
@@ -69,9 +69,8 @@ def _tar_images(tar_path: str, keys: list[str]) -> list[bytes]:
     """The image bytes of `keys` (in that order), reading the tar once from start to end."""
     wanted = dict(zip(keys, range(len(keys)), strict=True))
     images: list[bytes | None] = [None] * len(keys)
-    tfs, path = fs.url_to_fs(tar_path)
-    try:
-        with tfs.open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+    try:  # checked against its sidecar when read through, before the shard's scores are written
+        with sums.open_verified(tar_path) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
             for m in tar:
                 key, _, ext = m.name.rpartition(".")
                 if ext.lower() in IMAGE_EXTS and key in wanted:

@@ -97,7 +97,7 @@ def _fresh(sd: StageDir, config: ShardConfig) -> None:
         listed = []
     for f in listed:
         base = f.rstrip("/").rsplit("/", 1)[-1]
-        if base.endswith((".tar", "_stats.json")) or base in ("manifest", "stream", "_work"):
+        if base.endswith((".tar", "_stats.json")) or base in ("manifest", "stream", "_work", "_sums"):
             fs.remove_tree(fs.join(sd.path, base))
     fs.write_json(path, wanted)
 

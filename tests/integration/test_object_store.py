@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from curate.verify import verify_run
+
 pytestmark = [pytest.mark.spark, pytest.mark.ray, pytest.mark.slow, pytest.mark.long]  # ~2 min: make test-long
 
 BUCKET = "curate-test"
@@ -118,3 +120,7 @@ def test_the_pipeline_on_s3_equals_a_local_run(s3_env, small_pool, tmp_path):
     assert any(k.startswith("shard/manifest/part-") for k in got) and any(k.startswith("shard/0") for k in got)
     assert not [k for k in got if "/_tmp." in k or k.startswith(("download/_raw", "dedup/_work", "score/_pieces",
                                                                    "select/_work", "shard/_work"))]
+    # every part and tar has its checksum sidecar, and `curate verify` checks them on the store
+    assert any(k.startswith("shard/_sums/") and k.endswith(".tar.json") for k in got)
+    report = verify_run(remote)
+    assert report.ok and report.checked > 0, report.lines()

@@ -17,6 +17,7 @@ import webdataset as wds
 from curate.audit import audit
 from curate.cli import main
 from curate.demo.run import demo_config, run_demo
+from curate.io import dataset
 from curate.score.run import run_score
 from curate.select.run import run_select
 from curate.shard.run import run_shard
@@ -202,6 +203,6 @@ def test_audit_cli_json_and_failure(run, tmp_path, capsys):
     gone = pq.read_table(parts[0], columns=["uid"]).column("uid")[0]
     for part in parts:
         man = pq.read_table(part)
-        pq.write_table(man.filter(pc.not_equal(man.column("uid"), gone)), part)
+        dataset.write_part(man.filter(pc.not_equal(man.column("uid"), gone)), str(part))  # with its sidecar
     assert main(["audit", str(copy)]) == 1
     assert "neither kept nor rejected" in capsys.readouterr().err

@@ -72,9 +72,12 @@ def test_stage_outputs_stats_and_rerun(spark_engine, run_dir, tmp_path):
     config = DedupConfig(hash_lists=(str(listed),), eval_images=str(evals))
     stats = run_dedup(spark_engine, str(run), config)
     hashes = pq.read_table(run / "dedup" / "hashes")
-    assert sorted(p.name for p in (run / "dedup" / "hashes").iterdir()) == ["00000.parquet", "00001.parquet"]
+    assert sorted(p.name for p in (run / "dedup" / "hashes").iterdir() if p.is_file()) == [
+        "00000.parquet", "00001.parquet"]
+    assert sorted(p.name for p in (run / "dedup" / "hashes" / "_sums").iterdir()) == [
+        "00000.parquet.json", "00001.parquet.json"]  # their checksum sidecars (curate.io.sums)
     assert hashes.num_rows == 10 and hashes.column("phash").null_count == 0
-    assert sorted(p.name for p in (run / "dedup" / "decisions").iterdir()) == [
+    assert sorted(p.name for p in (run / "dedup" / "decisions").iterdir() if p.is_file()) == [
         "00000.parquet", "00001.parquet"]  # one part per download shard, written by the executors
     dec = {int(r["uid"], 16): r["reason"] for r in pq.read_table(run / "dedup" / "decisions").to_pylist()
            if r["uid"] != "f" * 32}

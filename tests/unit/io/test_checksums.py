@@ -113,3 +113,18 @@ def test_spark_written_parts_have_hashlib_sidecars(spark_engine, tmp_path):
         part = tmp_path / "stated" / dataset.part_name(i)
         assert _sidecar(part) == _expected(part), part
     assert sorted(dataset.read_table(str(tmp_path / "stated"), ["id"]).column("id").to_pylist()) == list(range(20))
+
+
+def test_a_tar_read_through_is_checked_against_its_sidecar(tmp_path):
+    """Score and dedup stream each download tar once: a flipped byte in an image fails the task, naming the
+    tar, before it writes what it made of it."""
+    from curate.score.shards import _tar_images
+
+    tar = tmp_path / "shards" / "00000.tar"
+    write_tar_file(str(tar), [("k0.jpg", b"\xff\xd8" + b"a" * 5000), ("k0.txt", b"caption")])
+    assert _tar_images(str(tar), ["k0"]) == [b"\xff\xd8" + b"a" * 5000]
+    data = bytearray(tar.read_bytes())
+    data[512 + 100] ^= 0x01  # inside the image's bytes: tarfile reads it without complaint
+    tar.write_bytes(bytes(data))
+    with pytest.raises(CurateError, match=r"checksum mismatch in .*00000\.tar: sha256"):
+        _tar_images(str(tar), ["k0"])

@@ -54,7 +54,7 @@ def test_two_models_a_probe_and_their_outputs(engine, tmp_path):
     result = run_score(engine, str(run), config)
     assert result["rows_in"] == 40 and result["kept"] == 38 and result["rejected"] == {"decode_error": 2}
     score = run / "score"
-    assert sorted(p.name for p in (score / "scores").iterdir()) == ["00000.parquet", "00001.parquet"]
+    assert sorted(p.name for p in (score / "scores").iterdir() if p.is_file()) == ["00000.parquet", "00001.parquet"]
     scores = pq.read_table(score / "scores")
     assert scores.schema.metadata[b"curate.schema"] == b"scores.v2"
     assert scores.schema.names[-3:] == ["clip_tiny", "clip_again", "is_red"]
