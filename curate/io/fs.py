@@ -139,12 +139,13 @@ def read_table(path: str, schema: str | None = None, columns: list[str] | None =
         if fs.isdir(p):
             files = sorted(f for f in fs.ls(p, detail=False)
                            if f.endswith(".parquet") and not os.path.basename(f).startswith(("_", ".")))
-            tables = [pq.read_table(f, filesystem=fs, columns=columns) for f in files]
+            tables = [pq.read_table(f, filesystem=fs, columns=columns, page_checksum_verification=True)
+                      for f in files]
             if not tables:
                 raise CurateError(f"no parquet files in {path}")
             table = pa.concat_tables(tables)
         else:
-            table = pq.read_table(p, filesystem=fs, columns=columns)
+            table = pq.read_table(p, filesystem=fs, columns=columns, page_checksum_verification=True)
     except (pa.ArrowInvalid, OSError) as exc:
         raise CurateError(f"cannot read parquet {path}: {str(exc).splitlines()[0]}") from exc
     if schema is not None:
