@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.export.tars import samples
-from curate.io import fs
+from curate.io import fs, sums
 
 SUFFIX = ".parquet"
 ROWS_PER_GROUP = 100  # small row groups: the Hub's viewer reads images a row group at a time
@@ -39,7 +39,7 @@ def write_shard(tar: str, out_dir: str, stem: str) -> dict:
     """`out_dir/STEM.parquet` from `tar` (temporary name, then rename); its stats."""
     table = table_of(tar)
     path = fs.join(out_dir, stem + SUFFIX)
-    with fs.atomic_open(path, "wb") as fh:
+    with sums.open_part(path) as fh:  # hashed as written: _sums/STEM.parquet.json follows (curate verify)
         pq.write_table(table, fh, row_group_size=ROWS_PER_GROUP, compression=COMPRESSION, write_page_checksum=True)
     return {"samples": table.num_rows}
 

@@ -19,7 +19,7 @@ from curate.io import fs, sums
 
 log = logging.getLogger(__name__)
 
-STAGES = ("extract", "download", "dedup", "score", "select", "shard")
+STAGES = ("extract", "download", "dedup", "score", "select", "shard", "export")
 SUFFIXES = (".parquet", ".tar")  # what a stage writes with a sidecar
 THREADS = 16
 

@@ -71,3 +71,23 @@ def test_an_unfinished_shard_stage_is_a_one_line_error(tmp_path, capsys):
     assert "run `curate shard` first" in capsys.readouterr().err
     with pytest.raises(CurateError, match="format must be one of"):
         run_export(str(tmp_path), ExportConfig("tfrecord"))
+
+
+def test_hf_parquet_parts_carry_sidecars_that_curate_verify_checks(tmp_path, make_shard_run):
+    import hashlib
+
+    from curate.verify import verify_run
+
+    run = make_shard_run(tmp_path)
+    run_export(str(run), ExportConfig("hf-parquet"))
+    out = run / "export" / "hf-parquet"
+    parts = sorted(out.glob("*.parquet"))
+    for part in parts:
+        side = json.loads((out / "_sums" / f"{part.name}.json").read_text())
+        assert side == {"sha256": hashlib.sha256(part.read_bytes()).hexdigest(), "size": part.stat().st_size}
+    assert verify_run(str(run)).stages["export"]["checked"] == len(parts) > 0
+    data = bytearray(parts[1].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    parts[1].write_bytes(bytes(data))
+    report = verify_run(str(run))
+    assert [m["path"].rsplit("/", 1)[-1] for m in report.mismatches] == [parts[1].name]
