@@ -14,7 +14,7 @@ tables and tests. Engines open datasets part by part in their workers (`read_par
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -93,6 +93,19 @@ def read_part(path: str, columns: list[str] | None = None, only_present: bool = 
             have = set(pq.read_schema(pa.BufferReader(data)).names)
             columns = [c for c in columns if c in have]
         return pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
+    except FileNotFoundError as exc:
+        raise CurateError(f"no such part: {path}") from exc
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CurateError(f"cannot read parquet part {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def iter_part(path: str, columns: list[str], batch_size: int = 16_384) -> Iterator[pa.RecordBatch]:
+    """One part's rows in batches of `batch_size`, checked as `read_part` checks them: memory is the part's
+    bytes and one batch, whatever its row count (for streaming a part through this process)."""
+    try:
+        data = pa.py_buffer(sums.read_verified(path))
+        yield from pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True).iter_batches(
+            batch_size=batch_size, columns=columns)
     except FileNotFoundError as exc:
         raise CurateError(f"no such part: {path}") from exc
     except (pa.ArrowInvalid, OSError) as exc:

@@ -3,8 +3,8 @@
 - `decisions/NNNNN.parquet` (decisions.v2: uid, kept, reason, step, weight), one part per download shard,
   written by the workers (`Decisions` turns the policy state into those columns, batch by batch);
 - `uids.npy`, DataComp's sorted `u8,u8` array of kept uids: the engine writes the kept uids as parts
-  sorted by ranges of uid (`_work/uids/`), and this process streams them, one part at a time, into the
-  file after its header (memory: one part, whatever the selection's size);
+  sorted by ranges of uid (`_work/uids/`), and this process streams them, one batch of a part at a time,
+  into the file after its header (memory: one part's bytes and one batch, whatever the selection's size);
 - the counts in `selection.json`, from per-part counts merged (`count_part`).
 """
 
@@ -20,12 +20,14 @@ import pyarrow.compute as pc
 
 from curate import schemas
 from curate.engines.base import StageSpec
+from curate.errors import CurateError
 from curate.io import dataset, fs
 from curate.io.dataset import PART_COL
 from curate.stage import Stage
 
 DECISIONS = schemas.load("decisions", 2)
-UIDS_PART_ROWS = 200_000  # kept uids per sorted part: ~10 MB (Arrow strings and u8,u8) here at a time
+UIDS_PART_ROWS = 1_000_000  # kept uids per sorted part, written by the engine
+UIDS_BATCH = 16_384  # uids this process converts at a time: memory is one part's bytes (~16 MB) and one batch
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,17 @@ def write_uids(engine, decisions: str, work: str, path: str, kept: int) -> None:
     with fs.atomic_open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype),
                                                   "fortran_order": False, "shape": (kept,)})
-        written = 0
+        written, last = 0, None
         for part in dataset.part_paths(folder):
-            arr = uids_to_u8u8(dataset.read_part(part, ["uid"]).column("uid"))
-            fh.write(arr.tobytes())
-            written += len(arr)
+            for batch in dataset.iter_part(part, ["uid"], UIDS_BATCH):
+                arr = uids_to_u8u8(batch.column("uid"))
+                if len(arr) == 0:
+                    continue
+                if last is not None and tuple(arr[0].tolist()) < last:  # the engine's string order is not the numbers' order
+                    raise CurateError(f"select: {part}: kept uids are not in order (upper- and lower-case hex "
+                                      "digits mixed?); uids.npy needs one case")
+                fh.write(arr.tobytes())
+                written, last = written + len(arr), tuple(arr[-1].tolist())
     if written != kept:
         raise RuntimeError(f"select: {written} kept uids written to uids.npy, {kept} counted")
     _remove(folder)

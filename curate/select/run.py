@@ -31,7 +31,7 @@ _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
 _HEX[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
 _HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
-_CHUNK = 65_536  # uids converted at a time (8 MB of digits)
+_CHUNK = 16_384  # uids converted at a time (2 MB of digits)
 
 
 @dataclass(frozen=True)

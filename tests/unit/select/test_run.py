@@ -218,3 +218,24 @@ def test_ray_writes_the_in_process_bytes(tmp_path):
 
     with RayEngine(num_cpus=2) as engine:
         _assert_engine_writes_the_in_process_bytes(tmp_path, engine, "semdedup", 20)
+
+
+def test_uids_npy_streams_batches_in_order_and_refuses_mixed_case(tmp_path, monkeypatch):
+    """uids.npy is written a batch at a time (here one uid per batch) from the engine's sorted parts; the
+    engine sorts strings, so upper- and lower-case hex digits mixed across batches cannot make a sorted array."""
+    from curate.engines.local import LocalEngine
+    from curate.io import dataset
+    from curate.select import outputs
+
+    monkeypatch.setattr(outputs, "UIDS_BATCH", 1)
+    lower = [f"{i:032x}" for i in (5, 3, 9, 1)]
+    for name, uids in (("ok", lower), ("mixed", [f"a{'0' * 31}", f"B{'0' * 31}"])):
+        decisions = tmp_path / name / "decisions"
+        dataset.write_part(pa.table({"uid": uids, "kept": [True] * len(uids)}), str(decisions / "00000.parquet"))
+        npy = tmp_path / name / "uids.npy"
+        if name == "ok":
+            outputs.write_uids(LocalEngine(), str(decisions), str(tmp_path / name / "_work"), str(npy), len(uids))
+            assert u8u8_to_uids(np.load(npy)) == sorted(lower)
+        else:
+            with pytest.raises(CurateError, match="not in order"):
+                outputs.write_uids(LocalEngine(), str(decisions), str(tmp_path / name / "_work"), str(npy), 2)
