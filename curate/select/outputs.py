@@ -26,8 +26,8 @@ from curate.io.dataset import PART_COL
 from curate.stage import Stage
 
 DECISIONS = schemas.load("decisions", 2)
-UIDS_PART_ROWS = 1_000_000  # kept uids per sorted part, written by the engine
-UIDS_BATCH = 16_384  # uids this process converts at a time: memory is one part's bytes (~16 MB) and one batch
+UIDS_PART_ROWS = 250_000  # kept uids per sorted part, written by the engine (~4 MB read here at a time)
+UIDS_BATCH = 16_384  # uids this process converts at a time: memory is one part's bytes and one batch
 
 
 @dataclass(frozen=True)
