@@ -143,7 +143,7 @@ def measure(stage: str, rows: int, folder: str) -> dict:
 
     if stage == "score":
         return measure_score(rows, folder)
-    if stage in ("select", "audit"):
+    if stage in ("select", "audit", "shard"):
         from bench import scale_select
 
         return scale_select.measure(stage, rows, folder, engine(measure=True))
@@ -180,11 +180,13 @@ def main(argv: list[str]) -> int:
         with engine(measure=False) as eng:
             gen_download(eng, rows, fs.join(folder, "run"), skew)
         return 0
-    if stage in ("gen-select", "gen-audit"):
+    if stage in ("gen-select", "gen-audit", "gen-shard"):
         from bench import scale_select
 
         with engine(measure=False) as eng:
             scale_select.gen_scored(eng, rows, fs.join(folder, "run"))
+            if stage == "gen-shard":
+                scale_select.gen_sources(eng, rows, fs.join(folder, "run"), folder)
             if stage == "gen-audit":
                 scale_select.gen_manifest(eng, fs.join(folder, "run"), folder, rows)
         return 0

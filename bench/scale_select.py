@@ -6,7 +6,11 @@ and a precomputed nearest-centroid id (`cluster`, 100,000 clusters), so the Data
 (image-based ∩ CLIP top 30%, exact target size) reads a column instead of embeddings: k-means over the pool's
 embeddings is a GPU job, and the row-local work after it is the same. `select` times `run_select` with that
 policy, as `curate select RUN --policy FILE` runs it. `audit` also runs select (untimed), writes a manifest of
-the kept rows as the shard stage would (untimed), and times `audit(run, engine)`.
+the kept rows as the shard stage would (untimed), and times `audit(run, engine)`. `shard` also runs select
+(untimed), gives each download shard a tar index (`NNNNN.idx`, three files per sample) beside a sparse tar of
+the size it names (only the headers the stage checks are written: no bytes are copied when planning), and
+times `run_shard` with `write_tars=False`: the plan, the manifest and stream parts and sizes.json, as a
+reshard writes them before any tar.
 """
 
 from __future__ import annotations
@@ -122,13 +126,57 @@ def gen_manifest(eng, run: str, folder: str, rows: int) -> None:
     fs.write_bytes(fs.join(run, "shard", "_SUCCESS"), b"")
 
 
+def _sources_task(item: tuple[str, int]) -> dict:
+    """Download shard `item[1]`'s index and sparse tar: sample j's jpg, json and txt members (100, 60 and 40
+    bytes) at 512-byte blocks, as a tar lays them out; the headers of the first, middle and last samples'
+    first file are written (the ones the stage compares with the index)."""
+    import tarfile
+
+    from curate.io import fs, tarindex
+
+    folder, k = item
+    keys = [f"{k:05d}{j:05d}" for j in range(SHARD)]
+    files = (("jpg", 100), ("json", 60), ("txt", 40))
+    lines = []
+    for j, key in enumerate(keys):
+        base = j * 512 * 2 * len(files)
+        lines.append(" ".join(f"{ext} {base + m * 1024 + 512} {size} {key}.{ext}"
+                              for m, (ext, size) in enumerate(files)))
+    tar = fs.join(folder, f"{k:05d}.tar")
+    fs.write_bytes(tarindex.index_path(tar), (f"{tarindex.VERSION} {SHARD}\n" + "\n".join(lines) + "\n").encode())
+    with open(tar, "wb") as fh:
+        fh.truncate(SHARD * 512 * 2 * len(files) + 1024)
+        for j in sorted({0, SHARD // 2, SHARD - 1}):
+            info = tarfile.TarInfo(f"{keys[j]}.jpg")
+            info.size = 100
+            fh.seek(j * 512 * 2 * len(files))
+            fh.write(info.tobuf(format=tarfile.USTAR_FORMAT))
+    return {"shards": 1}
+
+
+def gen_sources(eng, rows: int, run: str, folder: str) -> None:
+    """select/ for real (untimed), then a tar index and a sparse tar per download shard (see _sources_task)."""
+    from curate.io import fs
+    from curate.select.run import SelectConfig, run_select
+
+    run_select(run, SelectConfig(policy=policy_file(folder, rows)), eng)
+    shards = fs.join(run, "download", "shards")
+    fs.makedirs(shards)
+    eng.for_each(_sources_task, [(shards, k) for k in range(-(-rows // SHARD))], per_task=20)
+
+
 def measure(stage: str, rows: int, folder: str, engine) -> dict:
     from curate.io import fs
 
     run = fs.join(folder, "run")
     with PeakRss() as tree, engine as eng:
         started = time.perf_counter()
-        if stage == "select":
+        if stage == "shard":
+            from curate.shard.run import ShardConfig, run_shard
+
+            stats = run_shard(run, ShardConfig(write_tars=False), eng)
+            detail = {"kept": stats["kept"], "rows_out": stats["rows_in"], "shards": stats["shards"]}
+        elif stage == "select":
             from curate.select.run import SelectConfig, run_select
 
             stats = run_select(run, SelectConfig(policy=policy_file(folder, rows)), eng)

@@ -206,3 +206,18 @@ def test_audit_cli_json_and_failure(run, tmp_path, capsys):
         dataset.write_part(man.filter(pc.not_equal(man.column("uid"), gone)), str(part))  # with its sidecar
     assert main(["audit", str(copy)]) == 1
     assert "neither kept nor rejected" in capsys.readouterr().err
+
+
+def test_the_demo_runs_croissant_json_validates_and_loads_the_manifest(run):
+    """The card's Croissant metadata of the demo run (issue 19): mlcroissant validates it and its `samples`
+    record set yields the manifest's uids, keys and captions, in the manifest's order."""
+    import mlcroissant as mlc
+
+    ds = mlc.Dataset(str(run / "shard" / "croissant.json"))
+    assert not ds.metadata.ctx.issues.errors
+    records = list(ds.records("samples"))
+    man = _manifest(run, ["uid", "key", "caption"])
+    for field in ("uid", "key", "caption"):
+        got = [r[f"samples/{field}"] for r in records]
+        got = [g.decode() if isinstance(g, bytes) else g for g in got]
+        assert got == man.column(field).to_pylist(), field
