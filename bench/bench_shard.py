@@ -68,7 +68,8 @@ def main(argv: list[str]) -> None:
         two = {"passes": 2, "samples_per_shard": 1000}
         cases = [(f"reshard in-process, 1 pass ({threads} threads)", cfg, threads, 1),
                  ("reshard in-process, 1 pass (1 thread)", cfg, 1, 1),
-                 (f"reshard in-process, materialised 2 passes ({threads} threads)", ShardConfig(**two), threads, 2),
+                 (f"reshard in-process, materialised 2 passes ({threads} threads)",
+                  ShardConfig(**two, repetition="materialised"), threads, 2),
                  (f"reshard in-process, streamed 2 passes ({threads} threads)",
                   ShardConfig(**two, repetition="streamed"), threads, 1)]
         # rounds interleave cp and every case, so each sees the same page cache and writeback; the best
