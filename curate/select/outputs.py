@@ -98,7 +98,8 @@ def write_uids(engine, decisions: str, work: str, path: str, kept: int) -> None:
                 arr = uids_to_u8u8(batch.column("uid"))
                 if len(arr) == 0:
                     continue
-                if last is not None and tuple(arr[0].tolist()) < last:  # the engine's string order is not the numbers' order
+                # the engine sorted strings: mixed-case hex digits are not in the numbers' order
+                if last is not None and tuple(arr[0].tolist()) < last:
                     raise CurateError(f"select: {part}: kept uids are not in order (upper- and lower-case hex "
                                       "digits mixed?); uids.npy needs one case")
                 fh.write(arr.tobytes())

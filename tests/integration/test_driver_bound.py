@@ -15,7 +15,8 @@ import pytest
 from curate import schemas
 from curate.io import dataset, fs
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+# ~50 s: make test-long (`bench scale` also holds every stage to a 16 MiB result cap)
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.long]
 
 ROWS, SHARDS = 200_000, 20
 BOUND = ["--spark-conf", "spark.driver.maxResultSize=1m"]

@@ -36,7 +36,8 @@ from PIL import Image
 from curate.audit import audit
 from curate.extract.synthetic import WatPage, img, write_wat
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.ray]
+# ~75 s (six CLI runs): make test-long and make bench
+pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.ray, pytest.mark.long]
 
 ROBOTS = "User-agent: *\nDisallow: /private/\n"
 TDMREP = [{"location": "/reserved/*", "tdm-reservation": 1}]

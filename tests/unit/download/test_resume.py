@@ -60,6 +60,7 @@ def _img_hits(server) -> int:
     return sum(n for p, n in server.hits.items() if p.startswith("/img/"))
 
 
+@pytest.mark.long  # ~55 s: make test-long; test_run.py resumes an interrupted download in CI
 def test_killed_download_resumes_into_identical_bytes(bad_server, tmp_path, wait_for):
     urls = [f"{bad_server.base}/img/slow-{i}.jpg" for i in range(N_SHARDS * SHARD - 3)]
     urls += [f"{bad_server.base}/missing", f"{bad_server.base}/html", f"{bad_server.base}/optout"]

@@ -126,6 +126,7 @@ with RayEngine(num_cpus=2) as engine:
 """
 
 
+@pytest.mark.long  # ~60 s (a child Ray killed mid-run): make test-long; test_pipeline reruns an interrupted score in CI
 def test_killed_run_resumes_to_identical_outputs(engine, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     make_run(str(whole), POOL)

@@ -64,6 +64,7 @@ def test_spark_writes_the_in_process_bytes(tmp_path, spark_engine):
 
 
 @pytest.mark.ray
+@pytest.mark.long  # ~50 s of Ray start-up and actors: make test-long; Spark's bytes are checked in CI
 def test_ray_writes_the_in_process_bytes(tmp_path):
     from curate.engines.ray import RayEngine
 
