@@ -47,3 +47,31 @@ def small_pool(tmp_path_factory):
     generate_pool(root, f"http://127.0.0.1:{port}", PoolConfig(n=300, seed=1))
     with LoopbackServer(root / "site", port=port) as server:
         yield root, server
+
+
+@pytest.fixture(scope="module")
+def moto_s3():
+    """moto's S3 server on loopback for a module, with the environment botocore and s3fs read pointed at it:
+    (environment, s3fs filesystem). Each module makes its own buckets."""
+    from moto.server import ThreadedMotoServer
+
+    from curate.demo.run import _free_port
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import s3fs
+
+    try:
+        yield env, s3fs.S3FileSystem(use_listings_cache=False)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()

@@ -22,31 +22,10 @@ BUCKET = "curate-test"
 
 
 @pytest.fixture(scope="module")
-def s3_env():
-    from moto.server import ThreadedMotoServer
-
-    from curate.demo.run import _free_port
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import s3fs
-
-    s3 = s3fs.S3FileSystem(use_listings_cache=False)
+def s3_env(moto_s3):
+    env, s3 = moto_s3
     s3.mkdir(BUCKET)
-    try:
-        yield env, s3
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
+    return env, s3
 
 
 def _local_digests(root: Path) -> dict[str, str]:

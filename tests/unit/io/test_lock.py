@@ -128,31 +128,10 @@ def test_cli_refuses_a_held_lock_and_force_unlock_removes_it(tmp_path, capsys, m
 
 
 @pytest.fixture(scope="module")
-def s3_run():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import s3fs
-
-    s3 = s3fs.S3FileSystem(use_listings_cache=False)
+def s3_run(moto_s3):
+    _, s3 = moto_s3
     s3.mkdir("bucket")
-    try:
-        yield "s3://bucket/run", s3
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
+    return "s3://bucket/run", s3
 
 
 def test_s3_lock_is_a_conditional_put(s3_run, caplog):
