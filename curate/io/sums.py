@@ -1,9 +1,10 @@
 """Checksum sidecars: every parquet part and tar a stage writes has `<folder>/_sums/<name>.json`.
 
-The sidecar holds `{"sha256": ..., "size": ...}` of the bytes as written, computed by the task that wrote
-them (whole-buffer writers hash the buffer, streamed writers hash while writing; nothing is read back), and
-written as bytes that depend only on the part's bytes, so reruns and engines give identical folders. Names
-starting with `_` are not parts (`dataset.is_part`), so `_sums/` never reads as part of a dataset.
+The sidecar holds `{"sha256": ..., "size": ...}` of the bytes as written (`{"crc32c": ...}` for tars: see
+`curate.io.crc` for why), computed by the task that wrote them (whole-buffer writers hash the buffer,
+streamed writers hash while writing; nothing is read back), and written as bytes that depend only on the
+part's bytes, so reruns and engines give identical folders. Names starting with `_` are not parts
+(`dataset.is_part`), so `_sums/` never reads as part of a dataset.
 
 Order of a write: the old sidecar (if any) is removed, the part is committed, then its sidecar is written.
 A kill in between leaves a part without a sidecar (read as before, listed as unverified by `curate verify`),
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from curate.errors import CurateError
-from curate.io import fs
+from curate.io import crc, fs
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,26 @@ def target_path(sidecar: str) -> str:
     return f"{folder}/{name}" if folder else name
 
 
-def encode(size: int, sha256: str) -> bytes:
-    return (json.dumps({"sha256": sha256, "size": int(size)}, sort_keys=True) + "\n").encode()
+ALGORITHMS = ("sha256", "crc32c")
 
 
-def write_sidecar(path: str, size: int, sha256: str) -> None:
-    fs.write_bytes(sidecar_path(path), encode(size, sha256))
+def algorithm(path: str) -> str:
+    """What a new sidecar of `path` holds: CRC32C for tars (cheap enough for a copy at disk speed and
+    composable across the threads that write one tar; `curate.io.crc`), sha256 for everything else."""
+    return "crc32c" if str(path).endswith(".tar") else "sha256"
+
+
+def new_hash(algo: str):
+    """A hashlib-like object (`update`, `hexdigest`) for `algo`."""
+    return crc.Crc32c() if algo == "crc32c" else hashlib.sha256()
+
+
+def encode(size: int, digest: str, algo: str = "sha256") -> bytes:
+    return (json.dumps({algo: digest, "size": int(size)}, sort_keys=True) + "\n").encode()
+
+
+def write_sidecar(path: str, size: int, digest: str, algo: str | None = None) -> None:
+    fs.write_bytes(sidecar_path(path), encode(size, digest, algo or algorithm(path)))
 
 
 def drop_sidecar(path: str) -> None:
@@ -64,7 +79,7 @@ def drop_sidecar(path: str) -> None:
 
 
 def read_sidecar(path: str) -> dict | None:
-    """{"sha256", "size"} of the part at `path`, or None when it has no sidecar."""
+    """{"algorithm", "digest", "size"} of the part at `path`, or None when it has no sidecar."""
     sfs, p = fs.url_to_fs(sidecar_path(path))
     try:
         with sfs.open(p, "rb") as fh:
@@ -73,8 +88,9 @@ def read_sidecar(path: str) -> dict | None:
         return None
     try:
         got = json.loads(raw)
-        return {"sha256": str(got["sha256"]), "size": int(got["size"])}
-    except (ValueError, KeyError, TypeError) as exc:
+        algo = next(a for a in ALGORITHMS if a in got)
+        return {"algorithm": algo, "digest": str(got[algo]), "size": int(got["size"])}
+    except (ValueError, KeyError, TypeError, StopIteration) as exc:
         raise CurateError(f"checksum sidecar {sidecar_path(path)} is unreadable ({exc}); remove it and "
                           f"its part {path}, then rerun the stage that wrote them") from exc
 
@@ -83,15 +99,17 @@ def write_bytes(path: str, data: bytes) -> None:
     """`data` to `path` atomically, with its sidecar."""
     drop_sidecar(path)
     fs.write_bytes(path, data)
-    write_sidecar(path, len(data), hashlib.sha256(data).hexdigest())
+    digest = new_hash(algorithm(path))
+    digest.update(data)
+    write_sidecar(path, len(data), digest.hexdigest())
 
 
 class HashingWriter:
     """A write-only file that passes bytes to `fh` and hashes them on the way (tarfile and pyarrow's
     ParquetWriter write through it). Closing it leaves `fh` open: its owner commits it."""
 
-    def __init__(self, fh: IO[bytes]) -> None:
-        self.fh, self.hash, self.size = fh, hashlib.sha256(), 0
+    def __init__(self, fh: IO[bytes], algo: str = "sha256") -> None:
+        self.fh, self.hash, self.size = fh, new_hash(algo), 0
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
@@ -132,16 +150,17 @@ def open_part(path: str) -> Iterator[HashingWriter]:
     the commit. A failed block commits neither."""
     drop_sidecar(path)
     with fs.atomic_open(path, "wb") as fh:
-        writer = HashingWriter(fh)
+        writer = HashingWriter(fh, algorithm(path))
         yield writer
     write_sidecar(path, writer.size, writer.hexdigest())
 
 
-def mismatch(path: str, expected: dict, size: int, sha256: str) -> str | None:
-    """A one-line description of how (size, sha256) differs from `expected`; None when they agree."""
-    if size == expected["size"] and sha256 == expected["sha256"]:
+def mismatch(path: str, expected: dict, size: int, digest: str) -> str | None:
+    """A one-line description of how (size, digest) differs from `expected` (digest computed with the
+    sidecar's algorithm); None when they agree."""
+    if size == expected["size"] and digest == expected["digest"]:
         return None
-    return (f"{path}: sha256 {sha256[:12]}, expected {expected['sha256'][:12]}; "
+    return (f"{path}: {expected['algorithm']} {digest[:12]}, expected {expected['digest'][:12]}; "
             f"{size} bytes, expected {expected['size']}")
 
 
@@ -156,7 +175,9 @@ def check(path: str, data: bytes) -> None:
     expected = read_sidecar(path)
     if expected is None:
         return
-    _raise_on(mismatch(path, expected, len(data), hashlib.sha256(data).hexdigest()))
+    digest = new_hash(expected["algorithm"])
+    digest.update(data)
+    _raise_on(mismatch(path, expected, len(data), digest.hexdigest()))
 
 
 def read_verified(path: str) -> bytes:
@@ -171,12 +192,13 @@ def read_verified(path: str) -> bytes:
 class HashingReader:
     """A file read in a stream (tarfile's `r|` mode) that hashes what passes through it."""
 
-    def __init__(self, fh: IO[bytes]) -> None:
-        self.fh, self.hash, self.size = fh, hashlib.sha256(), 0
+    def __init__(self, fh: IO[bytes], algo: str | None) -> None:
+        self.fh, self.hash, self.size = fh, new_hash(algo) if algo else None, 0
 
     def read(self, n: int = -1) -> bytes:
         data = self.fh.read(n)
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         self.size += len(data)
         return data
 
@@ -190,21 +212,21 @@ def open_verified(path: str) -> Iterator[HashingReader]:
     """Open a file to read it once from start to end (a tar a stage streams through); when the block is
     done, the rest is read and the whole is checked against the file's sidecar (when it has one), so a
     task that read a corrupt file fails, naming it, before it writes what it made of it."""
+    expected = read_sidecar(path)
     ffs, p = fs.url_to_fs(path)
     with ffs.open(p, "rb") as fh:
-        reader = HashingReader(fh)
+        reader = HashingReader(fh, expected and expected["algorithm"])
         yield reader
-        expected = read_sidecar(path)
         if expected is None:
             return
         reader.drain()
     _raise_on(mismatch(path, expected, reader.size, reader.hash.hexdigest()))
 
 
-def file_digest(path: str) -> tuple[int, str]:
-    """(size, sha256) of a file, read in a stream (for `curate verify`)."""
+def file_digest(path: str, algo: str = "sha256") -> tuple[int, str]:
+    """(size, digest) of a file, read in a stream (for `curate verify`)."""
     ffs, p = fs.url_to_fs(path)
-    h, size = hashlib.sha256(), 0
+    h, size = new_hash(algo), 0
     with ffs.open(p, "rb") as fh:
         while chunk := fh.read(CHUNK):
             h.update(chunk)

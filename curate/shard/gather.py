@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from curate.errors import CurateError
-from curate.io import fs
+from curate.io import crc, fs
 from curate.shard.tarfast import BLOCK, RECORD, headers
 
 if TYPE_CHECKING:
@@ -31,14 +31,14 @@ _IOV = 510  # buffers per gathered write, below every platform's IOV_MAX (1024)
 _PADS = [bytes(n) for n in range(BLOCK)]
 
 
-def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 1, hasher=None) -> int | None:
+def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 1) -> tuple[int, int] | None:
     """Write the archive of `job` to the local path `dest` (temporary name, then rename), reading the
     job's sources at the local paths `sources`. Every sample's place in the archive is known beforehand,
     so `parts` threads can write contiguous runs of samples at once (positional writes into one file),
-    and one shard's copy uses every core. Returns the archive size, or None (nothing written) where the
-    names need more than USTAR or the platform has no `preadv`/`pwritev`. `hasher` (a hashlib object), when
-    given, is fed the archive's bytes in order: as they are written when one thread writes, else read back
-    from the temporary file (still in the page cache) before it is renamed."""
+    and one shard's copy uses every core. Returns (archive size, its CRC32C), or None (nothing written)
+    where the names need more than USTAR or the platform has no `preadv`/`pwritev`. Each thread checksums
+    the bytes it writes while they are in its buffer; the runs' values combine into the archive's
+    (`curate.io.crc.combine`), so nothing is read back."""
     if not (hasattr(os, "preadv") and hasattr(os, "pwritev")):
         return None
     counts = job.count.tolist()
@@ -60,20 +60,20 @@ def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 1,
     try:
         runs = [(a, b, int(at[a]), starts[a] if a < len(starts) else 0) for a, b in pairwise(cuts)]
         if len(runs) == 1:
-            _write_run(out, job, sources, memoryview(heads), *runs[0], hasher=hasher)
+            crcs = [_write_run(out, job, sources, memoryview(heads), *runs[0])]
         else:
             with ThreadPoolExecutor(len(runs), thread_name_prefix="curate-gather") as pool:
-                list(pool.map(lambda r: _write_run(out, job, sources, memoryview(heads), *r), runs))
-            if hasher is not None:
-                _hash_back(tmp, body, hasher)
+                crcs = list(pool.map(lambda r: _write_run(out, job, sources, memoryview(heads), *r), runs))
+        total = 0
+        for (a, b), run_crc in zip(pairwise(cuts), crcs, strict=True):
+            total = crc.combine(total, run_crc, int(at[b] - at[a]))
         tail = bytes(2 * BLOCK + (-(body + 2 * BLOCK) % RECORD))  # end-of-archive blocks, record padding
         _pwritev_all(out, [tail], body)
-        if hasher is not None:
-            hasher.update(tail)
+        total = crc.value(tail, total)
         os.close(out)
         out = -1
         os.replace(tmp, dest)
-        return body + len(tail)
+        return body + len(tail), total
     finally:
         if out >= 0:
             os.close(out)
@@ -90,28 +90,14 @@ def _cuts(at: np.ndarray, parts: int) -> list[int]:
     return sorted({0, n, *(min(max(c, 1), n - 1) for c in inner)})
 
 
-def _hash_back(path: str, size: int, hasher) -> None:
-    """Feed `hasher` the first `size` bytes of the file at `path` (written by several threads at once)."""
-    buf = memoryview(bytearray(BUFFER))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        at = 0
-        while at < size:
-            got = os.preadv(fd, [buf[:min(BUFFER, size - at)]], at)
-            if got <= 0:
-                raise CurateError(f"shard: {path} is shorter than written ({at} of {size} bytes)")
-            hasher.update(buf[:got])
-            at += got
-    finally:
-        os.close(fd)
-
-
 def _write_run(out: int, job: ShardJob, sources: list[str], heads: memoryview, a: int, b: int, pos: int,
-               f: int, hasher=None) -> None:
-    """Samples [a, b) of the job, whose first file is file `f`, written from archive offset `pos` on."""
+               f: int) -> int:
+    """Samples [a, b) of the job, whose first file is file `f`, written from archive offset `pos` on;
+    returns the CRC32C of the bytes written."""
     offs, sizes = job.offsets.tolist(), job.sizes.tolist()
     fds: dict[int, int] = {}
     buf = memoryview(bytearray(BUFFER))
+    run_crc = 0
     try:
         parts: list = []  # what the next write sends, in order; sample files are views of `buf`
         used = 0
@@ -124,7 +110,7 @@ def _write_run(out: int, job: ShardJob, sources: list[str], heads: memoryview, a
                 fd = fds[s] = os.open(sources[s], os.O_RDONLY)
             need = hi - lo if lo >= 0 else sum(sizes[f:f + c])
             if used + need > BUFFER or len(parts) >= _IOV:
-                _feed(hasher, parts)
+                run_crc = _crc(parts, run_crc)
                 pos += _pwritev_all(out, parts, pos)
                 parts, used = [], 0
             if need > BUFFER:  # a sample bigger than the buffer gets its own
@@ -147,16 +133,17 @@ def _write_run(out: int, job: ShardJob, sources: list[str], heads: memoryview, a
                     parts += (heads[j * BLOCK:(j + 1) * BLOCK], view, _PADS[-sizes[j] % BLOCK])
                     base += sizes[j]
             f += c
-        _feed(hasher, parts)
+        run_crc = _crc(parts, run_crc)
         _pwritev_all(out, parts, pos)
     finally:
         _close(fds)
+    return run_crc
 
 
-def _feed(hasher, parts: list) -> None:
-    if hasher is not None:
-        for part in parts:
-            hasher.update(part)
+def _crc(parts: list, value: int) -> int:
+    for part in parts:
+        value = crc.value(part, value)
+    return value
 
 
 def _pread_into(fd: int, view: memoryview, offset: int, src: str) -> None:

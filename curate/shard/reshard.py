@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from curate.io import fs, sums
+from curate.io import crc, fs, sums
 from curate.io.tario import read_member
 from curate.shard.catalog import Members, byte_range, catalog
 from curate.shard.gather import copy_tar_local
@@ -138,11 +138,10 @@ def _copy_local(job: ShardJob) -> bool:
         return False
     fs.makedirs(job.tar.rpartition("/")[0])
     sums.drop_sidecar(job.tar)
-    digest = hashlib.sha256()
-    size = copy_tar_local(dest, job, srcs, parts=job.threads, hasher=digest)
-    if size is None:
+    done = copy_tar_local(dest, job, srcs, parts=job.threads)
+    if done is None:
         return False
-    sums.write_sidecar(job.tar, size, digest.hexdigest())
+    sums.write_sidecar(job.tar, done[0], crc.hexdigest(done[1]), "crc32c")
     return True
 
 

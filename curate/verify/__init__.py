@@ -87,17 +87,17 @@ def _check(path: str, sidecar: str, listed_size: int) -> dict | None:
             raise CurateError(f"{sidecar} is gone")
         if listed_size != expected["size"]:  # cut short or grown: no need to read it
             return {"path": path, "problem": f"{listed_size} bytes, expected {expected['size']}",
-                    "expected_size": expected["size"], "size": listed_size,
-                    "expected_sha256": expected["sha256"], "sha256": None}
-        size, sha256 = sums.file_digest(path)
+                    "expected_size": expected["size"], "size": listed_size, "algorithm": expected["algorithm"],
+                    "expected_digest": expected["digest"], "digest": None}
+        size, digest = sums.file_digest(path, expected["algorithm"])
     except (CurateError, OSError, ValueError) as exc:
         return {"path": path, "problem": f"cannot check: {exc}", "expected_size": None, "size": None,
-                "expected_sha256": None, "sha256": None}
-    problem = sums.mismatch(path, expected, size, sha256)
+                "algorithm": None, "expected_digest": None, "digest": None}
+    problem = sums.mismatch(path, expected, size, digest)
     if problem is None:
         return None
     return {"path": path, "problem": problem.partition(": ")[2], "expected_size": expected["size"], "size": size,
-            "expected_sha256": expected["sha256"], "sha256": sha256}
+            "algorithm": expected["algorithm"], "expected_digest": expected["digest"], "digest": digest}
 
 
 def verify_run(run: str, threads: int = THREADS, stages: tuple[str, ...] = STAGES) -> Report:

@@ -58,7 +58,8 @@ def test_every_corrupted_file_is_reported(run, tmp_path, capsys):
     assert set(by_path) == {str(part), str(tar)}
     assert by_path[str(tar)]["size"] == by_path[str(tar)]["expected_size"] - 1024
     assert by_path[str(part)]["size"] == by_path[str(part)]["expected_size"]
-    assert by_path[str(part)]["sha256"] != by_path[str(part)]["expected_sha256"]
+    assert by_path[str(part)]["algorithm"] == "sha256" and by_path[str(tar)]["algorithm"] == "crc32c"
+    assert by_path[str(part)]["digest"] != by_path[str(part)]["expected_digest"]
     assert got["stages"]["select"]["mismatches"] == 1 and got["stages"]["shard"]["mismatches"] == 1
 
 

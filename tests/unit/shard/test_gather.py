@@ -53,7 +53,7 @@ def test_gathered_tar_is_the_reference_archive(tmp_path, monkeypatch, buffer, ma
     rng = random.Random(buffer)
     job, _ = _job(tmp_path, rng)
     assert any(lo < 0 for lo in job.lo.tolist())  # some samples' files lie apart
-    size = gather.copy_tar_local(job.tar, job, list(job.sources))
+    size, _ = gather.copy_tar_local(job.tar, job, list(job.sources))
     want = _reference(job)
     assert open(job.tar, "rb").read() == want and size == len(want)
     assert not list(tmp_path.glob("_tmp.*"))
