@@ -157,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args)
     from curate import progress
+    from curate.engines import scratch
+
+    # the engines this command starts keep their temp folders in RUN/_scratch (or $CURATE_SCRATCH)
+    scratch.configure(getattr(args, "run", None) or (args.out if args.command == "demo" else None), args.command)
 
     progress.configure("quiet" if args.quiet else "json" if args.progress_json else "human")
     try:

@@ -86,28 +86,38 @@ def add_stage(sub, name: str, func: Callable, help_: str, run: bool = True) -> a
     if run:
         p.add_argument("run", help="the run directory (local path or fsspec URL); the stage writes RUN/" + name)
     if run and name in STAGES:
-        p.add_argument("--redo", action="store_true",
-                       help=f"remove RUN/{name} and every later stage's folder (and RUN/report, RUN/export), then "
-                            "run it again: what a finished stage with another configuration or changed inputs needs")
-        p.add_argument("--force-unlock", action="store_true",
-                       help=f"remove RUN/{name}/_LOCK first: another run's lock, when that run is gone (killed, or "
-                            "on a machine that is lost)")
+        add_redo_options(p, name)
         func = functools.partial(_stage_command, name, func)
     p.set_defaults(func=func)
     return p
 
 
 def _stage_command(name: str, func: Callable, args: argparse.Namespace) -> int:
-    """--force-unlock and --redo, then the stage's own command (which takes the lock when it starts work).
-    A lock another live run holds on an unfinished stage fails here, before any engine starts."""
+    """--force-unlock and --redo, then the stage's own command (which takes the lock when it starts work)."""
+    prepare_stage(name, args.run, redo=args.redo, force_unlock=args.force_unlock)
+    return func(args)
+
+
+def add_redo_options(p: argparse.ArgumentParser, name: str) -> None:
+    """--redo and --force-unlock for stage `name` (the CLI's stage commands and the jobs/ entry points)."""
+    p.add_argument("--redo", action="store_true",
+                   help=f"remove RUN/{name} and every later stage's folder (and RUN/report, RUN/export), then "
+                        "run it again: what a finished stage with another configuration or changed inputs needs")
+    p.add_argument("--force-unlock", action="store_true",
+                   help=f"remove RUN/{name}/_LOCK first: another run's lock, when that run is gone (killed, or "
+                        "on a machine that is lost)")
+
+
+def prepare_stage(name: str, run: str, redo: bool = False, force_unlock: bool = False) -> None:
+    """--force-unlock, then --redo, then the lock check: a lock another live run holds on an unfinished stage
+    fails here, before any engine starts."""
     from curate.io import fingerprint, fs, lock
 
-    path = fs.join(args.run, name, lock.LOCK)
-    if args.force_unlock:
+    path = fs.join(run, name, lock.LOCK)
+    if force_unlock:
         lock.force_unlock(path, name)
-    if args.redo:
-        fingerprint.redo(args.run, name, force=args.force_unlock)
+    if redo:
+        fingerprint.redo(run, name, force=force_unlock)
     holder = lock.held_by_other(path)
-    if holder is not None and not fs.exists(fs.join(args.run, name, "_SUCCESS")):
+    if holder is not None and not fs.exists(fs.join(run, name, "_SUCCESS")):
         raise lock.busy(path, name, holder)
-    return func(args)

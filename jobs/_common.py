@@ -37,15 +37,25 @@ def bootstrap() -> None:
     logging.getLogger("curate.jobs").info("curate package: %s", os.path.dirname(curate.__file__))
 
 
-def parse(stage: str, argv: list[str] | None = None) -> tuple[str, dict]:
-    """(run directory, the whole YAML mapping) from `--config FILE [--run URL]`."""
-    from curate.config import load_yaml
-    from curate.errors import CurateError
+def parser(stage: str) -> argparse.ArgumentParser:
+    from curate.cliutil import add_redo_options
 
     p = argparse.ArgumentParser(prog=f"jobs/{stage}.py", description=f"curate {stage} as a cluster job")
     p.add_argument("--config", required=True, help="pipeline YAML (local path or fsspec URL)")
     p.add_argument("--run", default=None, help="run directory (fsspec URL); overrides the YAML's `run`")
-    args = p.parse_args(argv)
+    add_redo_options(p, stage)  # as `curate STAGE`: same flags, same code
+    return p
+
+
+def parse(stage: str, argv: list[str] | None = None) -> tuple[str, dict]:
+    """(run directory, the whole YAML mapping) from `--config FILE [--run URL] [--redo] [--force-unlock]`;
+    --force-unlock and --redo are applied here, and another live run's lock fails here, as the CLI does."""
+    from curate.cliutil import prepare_stage
+    from curate.config import load_yaml
+    from curate.engines import scratch
+    from curate.errors import CurateError
+
+    args = parser(stage).parse_args(argv)
     data = load_yaml(args.config)
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
@@ -53,6 +63,8 @@ def parse(stage: str, argv: list[str] | None = None) -> tuple[str, dict]:
     run = args.run or data.get("run")
     if not run:
         raise CurateError(f"{args.config}: no run directory: set `run:` or pass --run")
+    prepare_stage(stage, str(run), redo=args.redo, force_unlock=args.force_unlock)
+    scratch.configure(str(run), stage)
     return str(run), data
 
 
@@ -80,20 +92,27 @@ def spark_engine(data: dict, app_name: str) -> Iterator:
     on exit."""
     from pyspark.sql import SparkSession
 
-    from curate.engines.spark import SparkEngine
+    from curate.engines.spark import SparkEngine, with_scratch
 
     conf = {k: v for k, v in SparkEngine().conf.items() if not k.startswith("spark.driver.")}
     conf.update({str(k): str(v) for k, v in (data.get("spark") or {}).items()})
+    scratch = None
+    if not os.environ.get("PYSPARK_GATEWAY_PORT"):  # no spark-submit: a session of ours, temp files in scratch
+        conf, scratch = with_scratch(conf)
     builder = SparkSession.builder.appName(app_name)
     for k, v in conf.items():
         builder = builder.config(k, v)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("WARN")
     try:
-        with SparkEngine() as engine:  # reuses the active session
-            yield engine
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("WARN")
+        try:
+            with SparkEngine() as engine:  # reuses the active session
+                yield engine
+        finally:
+            session.stop()
     finally:
-        session.stop()
+        if scratch is not None:
+            scratch.remove()
 
 
 def report(stats: dict) -> None:

@@ -68,6 +68,7 @@ class RayEngine:
         self.num_cpus = num_cpus
         self.progress = progress
         self._owned = False
+        self._scratch = None
 
     def __enter__(self) -> RayEngine:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -78,7 +79,15 @@ class RayEngine:
                 kwargs["address"] = self.address
             else:
                 kwargs["num_cpus"] = self.num_cpus or os.cpu_count()
-            ray.init(**kwargs)
+            if self.address in (None, "local") and not os.environ.get("RAY_ADDRESS"):  # a Ray of our own
+                self._scratch = ray_scratch()
+                if self._scratch is not None:
+                    kwargs["_temp_dir"] = self._scratch.create()
+            try:
+                ray.init(**kwargs)
+            except BaseException:
+                self._drop_scratch()
+                raise
             self._owned = True
             log.info("started Ray %s with %s", ray.__version__, ray.cluster_resources())
         ctx = ray.data.DataContext.get_current()
@@ -89,8 +98,16 @@ class RayEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._owned:
-            ray.shutdown()
+        try:
+            if self._owned:
+                ray.shutdown()
+        finally:
+            self._drop_scratch()
+
+    def _drop_scratch(self) -> None:
+        if self._scratch is not None:
+            self._scratch.remove()
+            self._scratch = None
 
     def run_tasks(self, fn: Callable[[Any], Any], items: Any, max_retries: int = 2) -> list[Any]:
         """`fn(item)` for every item, each in a Ray task of one CPU, results in order. A task whose worker
@@ -199,6 +216,23 @@ class RayEngine:
     def schema_of(self, frame: Any) -> pa.Schema:
         """The frame's Arrow schema (Ray reads it from the first block)."""
         return frame.schema().base_schema
+
+
+_SOCKET = len("/session_2026-12-07_16-12-32_912853_4194304/sockets/plasma_store")
+_SOCKET_MAX = 107  # bytes in an AF_UNIX path on Linux; Ray's sockets live in its temp folder
+
+
+def ray_scratch():
+    """The scratch folder for a local Ray's session files (curate.engines.scratch), or, where that path is
+    too long for Ray's unix sockets, one under the system temp folder; None (Ray's default) if both are."""
+    from curate.engines.scratch import Scratch, root, system_root
+
+    for base in (root(), system_root()):
+        scratch = Scratch("ray", base)
+        if len(scratch.path.encode()) + _SOCKET <= _SOCKET_MAX:
+            return scratch
+    log.debug("scratch: %s is too long for Ray's sockets; Ray keeps its default temp folder", scratch.path)
+    return None
 
 
 def with_stages(ds: ray.data.Dataset, specs: Sequence[StageSpec]) -> ray.data.Dataset:

@@ -47,6 +47,7 @@ class SparkEngine:
         }
         self.spark: SparkSession | None = None
         self._owned = False
+        self._scratch = None
 
     def __enter__(self) -> SparkEngine:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -56,20 +57,33 @@ class SparkEngine:
             self.spark = active
         else:
             builder = SparkSession.builder.appName(self.app_name)
+            conf = self.conf
             if not os.environ.get("PYSPARK_GATEWAY_PORT"):  # spark-submit's driver: its master stands, never ours
                 builder = builder.master(with_retries(self.master, self.conf))
-            for k, v in self.conf.items():
+                conf, self._scratch = with_scratch(conf)
+            for k, v in conf.items():
                 builder = builder.config(k, v)
-            self.spark = builder.getOrCreate()
+            try:
+                self.spark = builder.getOrCreate()
+            except BaseException:
+                if self._scratch is not None:
+                    self._scratch.remove()
+                    self._scratch = None
+                raise
             self.spark.sparkContext.setLogLevel("ERROR")
             self._owned = True
             log.info("started Spark %s (%s)", self.spark.version, self.master)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._owned and self.spark is not None:
-            self.spark.stop()
-        self.spark = None
+        try:
+            if self._owned and self.spark is not None:
+                self.spark.stop()
+        finally:
+            self.spark = None
+            if self._scratch is not None:
+                self._scratch.remove()
+                self._scratch = None
 
     @property
     def session(self) -> SparkSession:
@@ -246,6 +260,25 @@ def with_retries(master: str, conf: dict[str, str]) -> str:
     if not found:
         return master
     return f"local[{found.group(1)},{int(conf.get('spark.task.maxFailures', '4'))}]"
+
+
+def with_scratch(conf: dict[str, str]):
+    """(`conf` with Spark's local folders (`spark-*`, `blockmgr-*`) and the driver JVM's temp folder in this
+    process's scratch folder, that Scratch (curate.engines.scratch) to remove when the session stops), for a
+    session curate creates; `conf` as it is and None where the user set spark.local.dir or SPARK_LOCAL_DIRS."""
+    from curate.engines.scratch import Scratch
+
+    if "spark.local.dir" in conf or os.environ.get("SPARK_LOCAL_DIRS"):
+        return conf, None
+    scratch = Scratch("spark")
+    local = scratch.create()
+    tmp = os.path.join(local, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    conf = {**conf, "spark.local.dir": local}
+    java = conf.get("spark.driver.extraJavaOptions", "")
+    if "-Djava.io.tmpdir" not in java:
+        conf["spark.driver.extraJavaOptions"] = f"{java} -Djava.io.tmpdir={tmp}".strip()
+    return conf, scratch
 
 
 def task_error(exc: BaseException) -> CurateError:
