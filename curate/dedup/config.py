@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 NEAR_HASHES = ("phash", "pdq")
 BITS = {"phash": 64, "pdq": 256}
@@ -20,9 +20,11 @@ class DedupConfig:
     # pHash bits that may differ for two images to count as near-duplicates. 3 of 64 catches re-encodes
     # and resizes (imagededup's own PHash tests use <= 10 for "duplicates"; we stay conservative, see README).
     near_distance: int = 3
-    eval_images: str | None = None  # folder of evaluation images to decontaminate against
+    # folder of evaluation images to decontaminate against (fingerprinted with its content)
+    eval_images: str | None = field(default=None, metadata={"files": True})
     eval_distance: int | None = None  # in bits of `near_hash`; None = that hash's near distance
-    hash_lists: tuple[str, ...] = ()  # safety hash lists (md5/sha1/sha256/phash/pdq hex; text, CSV or parquet)
+    # safety hash lists (md5/sha1/sha256/phash/pdq hex; text, CSV or parquet), fingerprinted with their content
+    hash_lists: tuple[str, ...] = field(default=(), metadata={"files": True})
     hash_list_distance: int = 3  # pHash entries of a hash list match within this many bits
     placeholder_min_urls: int = 5  # a hash shared by this many distinct canonical URLs is a placeholder; 0 = off
     # which perceptual hash the near-duplicate and eval checks compare: "phash" (64 bits, `near_distance`)

@@ -49,8 +49,10 @@ class DownloadConfig:
     # /.well-known/tdmrep.json) are honoured unless turned off; the run records both settings
     robots: bool = True
     tdmrep: bool = True
-    denylists: tuple[str, ...] = ()  # URL, canonical URL, domain and uid lists (curate.download.denylist)
-    hash_lists: tuple[str, ...] = ()  # safety hash lists checked before anything is written (curate.download.safety)
+    # URL, canonical URL, domain and uid lists (curate.download.denylist); safety hash lists checked before
+    # anything is written (curate.download.safety); both fingerprinted with their content
+    denylists: tuple[str, ...] = field(default=(), metadata={"files": True})
+    hash_lists: tuple[str, ...] = field(default=(), metadata={"files": True})
     hash_list_distance: int = 3  # pHash bits a listed pHash may differ in (as `curate dedup --hash-list-distance`)
     # PDQ bits a listed PDQ hash may differ in: facebook/ThreatExchange pdq/README.md recommends <= 31
     hash_list_pdq_distance: int = 31

@@ -29,10 +29,16 @@ OUTPUTS = ("audit", "report", "export")  # folders written from the finished sta
 
 
 def canonical(value: Any) -> Any:
-    """A JSON-able form of a config: dataclasses as dicts of their fingerprinted fields, tuples as lists."""
+    """A JSON-able form of a config: dataclasses as dicts of their fingerprinted fields, tuples as lists.
+    Fields marked `metadata={"files": True}` (paths of inputs: a policy YAML, hash lists, eval images) also
+    carry what is at the path (`content`), so an edited file reads as a changed configuration."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.metadata.get("fingerprint", True)}
+        out = {}
+        for f in dataclasses.fields(value):
+            if f.metadata.get("fingerprint", True):
+                v = getattr(value, f.name)
+                out[f.name] = _with_content(v) if f.metadata.get("files") else canonical(v)
+        return out
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
     if isinstance(value, dict):
@@ -44,6 +50,39 @@ def canonical(value: Any) -> Any:
     if isinstance(value, PurePath):
         return str(value)
     return repr(value)
+
+
+CONTENT_BYTES = 64 << 20  # files hashed by content up to this many bytes in all; the rest by name and size
+
+
+def _with_content(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_with_content(v) for v in value]
+    return {"path": str(value), "content": content(str(value))}
+
+
+def content(path: str) -> str | None:
+    """sha256 of what is at `path`: a file's bytes, or a folder's files (relative name, size, and the bytes of
+    the first CONTENT_BYTES in name order); None where nothing is (a shipped policy's name, not a path)."""
+    ffs, p = fs.url_to_fs(path)
+    try:
+        if not ffs.exists(p):
+            return None
+        found = ffs.find(p, detail=True) if ffs.isdir(p) else {p: ffs.info(p)}
+    except (OSError, ValueError):
+        return None
+    h, budget = hashlib.sha256(), CONTENT_BYTES
+    root = p.rstrip("/")
+    for name in sorted(found):
+        size = int(found[name].get("size") or 0)
+        h.update(f"{name[len(root):].lstrip('/')}\0{size}\0".encode())
+        if size <= budget:
+            with ffs.open(name, "rb") as fh:
+                h.update(fh.read())
+            budget -= size
+    return h.hexdigest()
 
 
 def _sha256(path: str) -> str | None:
@@ -79,12 +118,16 @@ def write(run: str, name: str, config: Any) -> None:
 
 
 def _flat(value: Any, prefix: str = "") -> dict:
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: value}
+    """{dotted key: leaf}; lists of dicts (several input files) by position: `hash_lists.1.content`."""
+    items = value.items() if isinstance(value, dict) else None
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        items = enumerate(value)
+    if items is None:
+        return {prefix[:-1]: value}
+    out = {}
+    for k, v in items:
+        out.update(_flat(v, f"{prefix}{k}."))
+    return out
 
 
 def differences(old: dict, new: dict) -> list[str]:

@@ -39,7 +39,8 @@ class SelectConfig:
     basic_filter: bool = True
     clip_fraction: float | None = 0.3  # DataComp's CLIP score (L/14 30%) baseline
     clip_threshold: float | None = None  # DataComp's B/32 threshold baseline is 0.3
-    policy: str | None = None  # a shipped policy name or a YAML file; replaces the three fields above
+    # a shipped policy name or a YAML file (fingerprinted with its content); replaces the three fields above
+    policy: str | None = field(default=None, metadata={"files": True})
     target_size: int | None = None  # keep exactly this many (overrides the policy file's target)
     # spark (local[*] on one machine, or the cluster), or local: in-process, for small runs. Not fingerprinted:
     # both engines write the same bytes (tests/unit/select/test_run.py), so a rerun may switch engines

@@ -140,3 +140,35 @@ def test_cli_changed_configuration_is_one_line_and_the_same_one_prints_the_old_s
     err = capsys.readouterr().err.strip()
     assert err.startswith("curate: error: select: ") and "\n" not in err
     assert "clip_fraction: 0.3 -> 0.5" in err and "--redo" in err
+
+
+@dataclass(frozen=True)
+class FileCfg:
+    policy: str | None = field(default=None, metadata={"files": True})
+    lists: tuple[str, ...] = field(default=(), metadata={"files": True})
+
+
+def test_input_files_are_fingerprinted_by_content_not_only_by_path(tmp_path):
+    """An edited policy YAML or hash list under the same path is a changed configuration; a shipped policy's
+    name (nothing at that path) stays a plain value."""
+    import hashlib
+
+    run, policy, lists = str(tmp_path / "run"), tmp_path / "p.yaml", tmp_path / "lists"
+    policy.write_text("name: mine\nsteps: [{clip_score: {fraction: 0.3}}]\n")
+    lists.mkdir()
+    (lists / "a.txt").write_text("0" * 64 + "\n")
+    config = FileCfg(policy=str(policy), lists=(str(lists),))
+    _finish(run, "select", config)
+    record = json.loads((tmp_path / "run" / "select" / "_fingerprint.json").read_text())
+    want = hashlib.sha256(f"\0{policy.stat().st_size}\0".encode() + policy.read_bytes()).hexdigest()
+    assert record["config"]["policy"] == {"path": str(policy), "content": want}
+    assert StageDir.finished(run, "select", config) is not None  # unchanged files: the same fingerprint
+    (lists / "a.txt").write_text("1" * 64 + "\n")  # same size, other bytes
+    with pytest.raises(CurateError, match=r"lists\.0\.content: "):
+        StageDir.start(run, "select", config=config)
+    (lists / "a.txt").write_text("0" * 64 + "\n")
+    policy.write_text("name: mine\nsteps: [{clip_score: {fraction: 0.4}}]\n")
+    with pytest.raises(CurateError, match=r"policy\.content: "):
+        StageDir.start(run, "select", config=config)
+    assert fingerprint.canonical(FileCfg(policy="datacomp")) == {
+        "policy": {"path": "datacomp", "content": None}, "lists": []}
