@@ -13,7 +13,7 @@ from curate.cliutil import add_spark_options, add_stage, positive_int
 from curate.compare.cli import add_parser as add_compare
 from curate.dedup.cli import add_parser as add_dedup
 from curate.download.cli import add_parser as add_download
-from curate.errors import CurateError
+from curate.errors import CurateError, os_error_text
 from curate.export.cli import add_parser as add_export
 from curate.extract.cli import add_parser as add_extract
 from curate.score.cli import add_parser as add_score
@@ -139,15 +139,19 @@ def _configure_logging(args: argparse.Namespace) -> None:
             handler.addFilter(lambda r: r.name != "root" or r.levelno >= logging.WARNING)
 
 
-def os_error_text(exc: OSError) -> str:
-    """`strerror: filename` (`-> filename2` for a rename or link), on one line."""
-    text = exc.strerror or str(exc) or type(exc).__name__
-    names = [os.fsdecode(n) if isinstance(n, bytes) else str(n) for n in (exc.filename, exc.filename2)]
-    if exc.filename is not None:
-        text += f": {names[0]}"
-    if exc.filename2 is not None:
-        text += f" -> {names[1]}"
-    return " ".join(text.split())
+def engine_error(exc: BaseException) -> CurateError | None:
+    """A Spark (Py4JJavaError, PythonException) or Ray (RayTaskError, ...) failure as one line naming what the
+    worker raised (the input and cause where it says them), or None for any other exception."""
+    package = type(exc).__module__.partition(".")[0]
+    if package in ("py4j", "pyspark"):
+        from curate.engines.spark import task_error
+
+        return task_error(exc)
+    if package == "ray":
+        from curate.engines.ray import user_error
+
+        return user_error(exc)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except CurateError as exc:
+        if args.verbose:  # what failed where: a worker's traceback, an engine's error, chained
+            log.exception("error")
         print(f"curate: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # no space, permission denied, a missing path: what the system said, and where
@@ -177,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("curate: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a user error: one line, the traceback only with -v
+        engine = engine_error(exc)
+        if engine is not None:  # a Spark or Ray action failed in its workers: the cause they raised
+            if args.verbose:
+                log.exception("engine error")
+            print(f"curate: error: {engine}", file=sys.stderr)
+            return 2
         if args.verbose:
             log.exception("unexpected error")
         print(f"curate: internal error: {type(exc).__name__}: {exc} (rerun with -v for details)",

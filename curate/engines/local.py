@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.engines.base import StageSpec
+from curate.errors import named
 from curate.io import fs
 from curate.stage import build
 
@@ -49,7 +50,7 @@ class LocalEngine:
     def run_tasks(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         from curate.progress import Progress
 
-        items = list(items)
+        items, fn = list(items), named(fn)  # a failure names its item, as on the engines
         with Progress("local tasks", len(items), "tasks") as progress:
             out = []
             for item in items:
@@ -60,6 +61,7 @@ class LocalEngine:
     def read_items(self, items: Sequence[dict], read: Callable[[dict], pa.Table], schema: pa.Schema,
                    tasks: int | None = None) -> pa.Table:
         """`read(item)` for every item, in this process, as one table of `schema` (demo-size inputs)."""
+        read = named(read)
         tables = [read(item).select(schema.names).cast(schema) for item in items]
         return pa.concat_tables(tables) if tables else schema.empty_table()
 

@@ -14,7 +14,7 @@ import ray.data
 import ray.exceptions
 
 from curate.engines.base import StageSpec
-from curate.errors import CurateError
+from curate.errors import CurateError, named
 from curate.stage import build
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ _ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)):
 
 class _Read:
     def __init__(self, read: Callable[[dict], pa.Table]) -> None:
-        self.read = read
+        self.read = named(read)  # a failed read names its item (a shard's tar, a part)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         tables = [self.read(item) for item in batch.to_pylist()]
@@ -116,7 +116,7 @@ class RayEngine:
         items = list(items)
         if not items:
             return []
-        fn_ref = ray.put(fn)
+        fn_ref = ray.put(named(fn))  # a failure names its item
         task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_run_task)
         refs = [task.remote(fn_ref, item) for item in items]
         try:
@@ -131,7 +131,7 @@ class RayEngine:
 
         items = list(items)
         groups = [items[i:i + max(1, per_task)] for i in range(0, len(items), max(1, per_task))]
-        return merge_stats(self.run_tasks(_Merged(fn), groups, max_retries=max_retries))
+        return merge_stats(self.run_tasks(_Merged(named(fn)), groups, max_retries=max_retries))
 
     def map_stages(self, items: Sequence[dict], read: Callable[[dict], pa.Table],
                    specs: Sequence[StageSpec]) -> Iterator[pa.Table]:
@@ -224,10 +224,10 @@ _SOCKET_MAX = 107  # bytes in an AF_UNIX path on Linux; Ray's sockets live in it
 
 def ray_scratch():
     """The scratch folder for a local Ray's session files (curate.engines.scratch), or, where that path is
-    too long for Ray's unix sockets, one under the system temp folder; None (Ray's default) if both are."""
+    too long for Ray's unix sockets, one under the system temp folder, or /tmp; None (Ray's default) if all are."""
     from curate.engines.scratch import Scratch, root, system_root
 
-    for base in (root(), system_root()):
+    for base in (root(), system_root(), "/tmp/curate-scratch"):  # the last: a long TMPDIR
         scratch = Scratch("ray", base)
         if len(scratch.path.encode()) + _SOCKET <= _SOCKET_MAX:
             return scratch
@@ -266,6 +266,8 @@ def _one_line(exc: BaseException, max_retries: int) -> CurateError:
     """A failed Ray task as one line: the cause, not Ray's multi-page wrapper."""
     root = _root_cause(exc)
     text = str(root).strip().splitlines()
+    if isinstance(root, CurateError):  # it names its input and cause (curate.errors.Named)
+        return CurateError(text[0] if text else type(root).__name__)
     return CurateError(f"a Ray task failed after {max_retries + 1} attempts: {type(root).__name__}: "
                        f"{text[-1] if text else ''}")
 
@@ -289,16 +291,21 @@ def _user_errors(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
     try:
         yield from batches
     except Exception as exc:  # re-raise what the stage raised, not Ray's multi-page wrapper
-        root = _root_cause(exc)
-        if isinstance(root, CurateError):
-            raise CurateError(str(root).splitlines()[0]) from exc
-        # Ray Data may drop the exception chain but keeps the worker's traceback text: find the stage's
-        # own error line there (a CurateError's message first, else the first non-Ray exception).
-        lines = [m.groups() for m in _ERROR_LINE.finditer(str(exc)) if not m.group(1).startswith("ray.")]
-        ours = [msg for name, msg in lines if name.startswith("curate.")]
-        if ours:
-            raise CurateError(ours[0]) from exc
-        if lines:
-            raise CurateError(f"a Ray stage failed: {lines[0][0].rsplit('.', 1)[-1]}: {lines[0][1]}") from exc
-        text = str(root).strip().splitlines()
-        raise CurateError(f"a Ray stage failed: {type(root).__name__}: {text[-1] if text else ''}") from exc
+        raise user_error(exc) from exc
+
+
+def user_error(exc: BaseException) -> CurateError:
+    """A failed Ray task or Ray Data pipeline as one line: what the stage raised."""
+    root = _root_cause(exc)
+    if isinstance(root, CurateError):
+        return CurateError(str(root).splitlines()[0])
+    # Ray Data may drop the exception chain but keeps the worker's traceback text: find the stage's
+    # own error line there (a CurateError's message first, else the first non-Ray exception).
+    lines = [m.groups() for m in _ERROR_LINE.finditer(str(exc)) if not m.group(1).startswith("ray.")]
+    ours = [msg for name, msg in lines if name.startswith("curate.")]
+    if ours:
+        return CurateError(ours[0])
+    if lines:
+        return CurateError(f"a Ray stage failed: {lines[0][0].rsplit('.', 1)[-1]}: {lines[0][1]}")
+    text = str(root).strip().splitlines()
+    return CurateError(f"a Ray stage failed: {type(root).__name__}: {text[-1] if text else ''}")

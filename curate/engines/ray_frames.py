@@ -18,6 +18,7 @@ import ray
 import ray.data
 
 from curate.engines.base import StageSpec
+from curate.errors import named
 from curate.io import dataset, fs
 from curate.io.dataset import PART_COL
 from curate.stage import build
@@ -36,7 +37,7 @@ def read_items(items: Sequence[dict], read: Callable[[dict], pa.Table], schema: 
     if not texts:
         return ray.data.from_arrow(schema.empty_table())
     ds = ray.data.from_items(texts, override_num_blocks=len(texts))
-    return ds.map_batches(partial(_read, read, schema), batch_size=1, batch_format="pyarrow", num_cpus=0.5)
+    return ds.map_batches(partial(_read, named(read), schema), batch_size=1, batch_format="pyarrow", num_cpus=0.5)
 
 
 _STAGES: dict[int, object] = {}

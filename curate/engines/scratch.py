@@ -38,8 +38,13 @@ def configure(run: str | None, stage: str) -> None:
 
 
 def stage() -> str:
-    """The stage this process runs (for messages): what `configure` set, `curate` if nothing did."""
+    """The stage this process runs (for folder names): what `configure` set, `curate` if nothing did."""
     return str(_context["stage"])
+
+
+def current_stage() -> str | None:
+    """The stage `configure` set (for messages), None if nothing did."""
+    return _context["stage"] if _context["run"] is not None or _context["stage"] != "curate" else None
 
 
 def root(run: str | None = None) -> str:

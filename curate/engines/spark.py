@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType
 
 from curate.engines.base import StageSpec
-from curate.errors import CurateError
+from curate.errors import CurateError, named
 from curate.io.package import package_path
 from curate.stage import build
 
@@ -118,7 +118,7 @@ class SparkEngine:
     def run_tasks(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """`fn(item)` for every item, one Spark task each, results in item order. A task that raises runs
         again (Spark's `spark.task.maxFailures`); one that still fails is a one-line CurateError."""
-        items = list(items)
+        items, fn = list(items), named(fn)  # a failure names its item
         if not items:
             return []
         return self._job("spark tasks", len(items),
@@ -130,7 +130,7 @@ class SparkEngine:
         retried by Spark; a task that still fails is a one-line CurateError naming the cause."""
         from curate.io.dataset import merge_stats
 
-        items = list(items)
+        items, fn = list(items), named(fn)  # a failure names its item
         if not items:
             return {}
         slices = max(1, -(-len(items) // max(1, per_task)))

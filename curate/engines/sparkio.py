@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-from curate.errors import CurateError
+from curate.errors import CurateError, named
 from curate.io import dataset, fs, sums
 from curate.io.dataset import PART_COL
 
@@ -56,7 +56,7 @@ def read_items(session: SparkSession, items: Sequence[dict], read: Callable[[dic
     if not items:
         return session.createDataFrame([], spark_schema(schema))
     n = tasks or read_tasks(len(items), session.sparkContext.defaultParallelism)
-    names = schema.names
+    names, read = schema.names, named(read)  # a failed read names its item (a part, a shard's tar)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:

@@ -140,3 +140,18 @@ def test_map_shards_a_failed_commit_is_one_curate_error_line(engine, tmp_path):
         engine.map_shards([{"i": i} for i in range(4)], _read_shard, specs, _Pieces(str(tmp_path)),
                           _Commit(str(tmp_path), fail="s2"))
     assert engine.map_shards([], _read_shard, specs, _Pieces(str(tmp_path)), _Commit(str(tmp_path))) == {}
+
+
+def _read_or_fail(item: dict) -> pa.Table:
+    if item["i"] == 2:
+        raise OSError(5, "Input/output error", item["tar"])
+    return _read(item)
+
+
+def test_a_failed_read_or_task_names_its_input(engine):
+    items = [{"i": i, "tar": f"/run/download/shards/{i:05d}.tar"} for i in range(3)]
+    with pytest.raises(CurateError, match=r"^/run/download/shards/00002\.tar: Input/output error: "
+                                          r"/run/download/shards/00002\.tar$"):
+        list(engine.map_stages(items, _read_or_fail, [StageSpec(Double, AddConfig())]))
+    with pytest.raises(CurateError, match=r"^/run/download/shards/00002\.tar: Input/output error"):
+        engine.run_tasks(_read_or_fail, items, max_retries=0)
