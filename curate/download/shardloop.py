@@ -19,6 +19,7 @@ The writer gets samples in the order they finish; `curate.download.worker.normal
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -33,10 +34,14 @@ from img2dataset.downloader import Downloader, compute_key
 from curate.download import denylist, fetch, safety
 from curate.download.inputs import FACES, OPT_OUT
 from curate.download.status import SUCCESS, classify
+from curate.repeats import Repeats
 
 log = logging.getLogger(__name__)
 
 _META_INT = ("width", "height", "original_width", "original_height")
+# Our own storage failing (a full disk, a quota, a read-only mount) is not a sample's failure: the shard stops
+# with that one error (the engine retries it, then the user sees it) instead of marking every sample.
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class CuratedDownloader(Downloader):
         writer = self.sample_writer_class(shard_id, self.output_folder, self.save_caption, self.oom_shard_count,
                                           self._schema(), self.encode_format)
         ready = Semaphore(self.thread_count * 2)  # at most this many fetched samples wait for the writer
+        repeats = Repeats(log, f"shard {shard_id}: sample")  # one traceback per kind of failure, then a count
 
         def queued():
             for i in range(len(rows)):
@@ -80,7 +86,7 @@ class CuratedDownloader(Downloader):
 
         def one(i: int) -> tuple[int, bytes | None, dict]:
             key = compute_key(i, shard_id, digits, self.oom_shard_count)
-            return (i, *self._sample(rows[i], key, fetcher, deny, listed))
+            return (i, *self._sample(rows[i], key, fetcher, deny, listed, repeats))
 
         try:
             with ThreadPool(self.thread_count) as pool:
@@ -88,17 +94,23 @@ class CuratedDownloader(Downloader):
                     writer.write(img, meta["key"], rows[i].get("caption"), meta)
                     ready.release()
         finally:
+            repeats.flush()
             writer.close()
 
     def _sample(self, row: dict, key: str, fetcher: fetch.Fetcher, deny: denylist.Denylist | None,
-                listed: safety.SafetyCheck | None) -> tuple[bytes | None, dict]:
+                listed: safety.SafetyCheck | None, repeats: Repeats) -> tuple[bytes | None, dict]:
         meta = {c: row.get(c) for c in self.column_list}
         meta.update({"key": key, "status": None, "error_message": None, **dict.fromkeys(_META_INT),
                      self.compute_hash: None})
         try:
             img = self._fetch_one(row, meta, fetcher, deny, listed)
+        except OSError as exc:
+            if exc.errno in _STORAGE_ERRNOS:
+                raise
+            repeats.failed(key, exc)
+            meta["status"], meta["error_message"], img = "download_error", f"{type(exc).__name__}: {exc}", None
         except Exception as exc:  # noqa: BLE001 - a sample that breaks the loop is a row with a status
-            log.exception("sample %s failed", key)
+            repeats.failed(key, exc)
             meta["status"], meta["error_message"], img = "download_error", f"{type(exc).__name__}: {exc}", None
         return img, meta
 

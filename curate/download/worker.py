@@ -20,7 +20,7 @@ from curate import schemas
 from curate.download.inputs import FACES, OPT_OUT
 from curate.download.presets import CARRIED
 from curate.download.status import SUCCESS, classify, statuses
-from curate.errors import CurateError
+from curate.errors import CurateError, cause_text
 from curate.io import dataset, fs, tarindex
 from curate.io.tario import write_tar_file
 
@@ -194,7 +194,7 @@ class ShardWorker:
         except CurateError:
             raise
         except Exception as exc:  # the engine retries the task; its last failure reaches the user in one line
-            raise CurateError(f"download shard {name} failed: {type(exc).__name__}: {exc}") from exc
+            raise CurateError(f"download shard {name} failed: {cause_text(exc)}") from exc
         rfs, rpath = fs.url_to_fs(self.layout.raw)
         for suffix in (".tar", ".parquet", "_stats.json"):
             if rfs.exists(f"{rpath}/{name}{suffix}"):
