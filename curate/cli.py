@@ -164,9 +164,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from curate.engines import scratch
 
     # the engines this command starts keep their temp folders in RUN/_scratch (or $CURATE_SCRATCH)
-    scratch.configure(getattr(args, "run", None) or (args.out if args.command == "demo" else None), args.command)
-
+    previous = scratch.configure(getattr(args, "run", None) or (args.out if args.command == "demo" else None),
+                                 args.command)
     progress.configure("quiet" if args.quiet else "json" if args.progress_json else "human")
+    try:
+        return _run(args)
+    finally:
+        scratch.restore(previous)  # for callers in this process (tests)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`args.func(args)`, with what it raises as one line on stderr and an exit status."""
     try:
         return args.func(args)
     except CurateError as exc:

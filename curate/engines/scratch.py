@@ -32,9 +32,16 @@ _NAME = re.compile(r"^(?P<stage>[\w.]+)-(?P<pid>\d+)$")
 _context = {"run": None, "stage": "curate"}
 
 
-def configure(run: str | None, stage: str) -> None:
-    """The run and stage the engines this process starts work for (the CLI sets it per command)."""
+def configure(run: str | None, stage: str) -> dict:
+    """The run and stage the engines this process starts work for (the CLI sets it per command); returns
+    the previous setting, for `restore`."""
+    previous = dict(_context)
     _context.update(run=run, stage=stage)
+    return previous
+
+
+def restore(previous: dict) -> None:
+    _context.update(previous)
 
 
 def stage() -> str:
