@@ -16,6 +16,7 @@ is removed too, so a finished run's folder holds no trace of it. Sessions curate
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -132,3 +133,11 @@ class Scratch:
                 os.rmdir(self.base)  # only when empty: another live run's folder keeps it
         except OSError:
             pass
+
+
+def for_process(kind: str) -> str:
+    """A scratch folder that lives as long as this process (a JVM we launch does): removed at exit."""
+    scratch = Scratch(kind)
+    path = scratch.create()
+    atexit.register(scratch.remove)
+    return path

@@ -263,21 +263,24 @@ def with_retries(master: str, conf: dict[str, str]) -> str:
 
 
 def with_scratch(conf: dict[str, str]):
-    """(`conf` with Spark's local folders (`spark-*`, `blockmgr-*`) and the driver JVM's temp folder in this
-    process's scratch folder, that Scratch (curate.engines.scratch) to remove when the session stops), for a
-    session curate creates; `conf` as it is and None where the user set spark.local.dir or SPARK_LOCAL_DIRS."""
-    from curate.engines.scratch import Scratch
+    """(`conf` with Spark's local folders (`spark-*`, `blockmgr-*`) in this process's scratch folder, that
+    Scratch (curate.engines.scratch) to remove when the session stops), for a session curate creates; `conf`
+    as it is and None where the user set spark.local.dir or SPARK_LOCAL_DIRS. When this session launches the
+    JVM, its java.io.tmpdir (native libraries, `artifacts-*`, more `spark-*`) and hadoop.tmp.dir go to a
+    scratch folder that lives as long as the JVM does: this process (removed at exit)."""
+    from pyspark import SparkContext
+
+    from curate.engines.scratch import Scratch, for_process
 
     if "spark.local.dir" in conf or os.environ.get("SPARK_LOCAL_DIRS"):
         return conf, None
     scratch = Scratch("spark")
-    local = scratch.create()
-    tmp = os.path.join(local, "tmp")
-    os.makedirs(tmp, exist_ok=True)
-    conf = {**conf, "spark.local.dir": local}
+    conf = {**conf, "spark.local.dir": scratch.create()}
     java = conf.get("spark.driver.extraJavaOptions", "")
-    if "-Djava.io.tmpdir" not in java:
+    if SparkContext._gateway is None and "-Djava.io.tmpdir" not in java:  # the JVM starts now
+        tmp = for_process("jvm")
         conf["spark.driver.extraJavaOptions"] = f"{java} -Djava.io.tmpdir={tmp}".strip()
+        conf.setdefault("spark.hadoop.hadoop.tmp.dir", os.path.join(tmp, "hadoop"))
     return conf, scratch
 
 
