@@ -57,6 +57,16 @@ class _TaskStage:
         return self.stage(batch)
 
 
+# Ray Data's own account of a failed task ("An exception was raised from a task of operator ...", "Exception
+# occurred in user code ..."): curate reports the failure once, as its input and cause (user_error); -v keeps it.
+_FAILURE_LOGGERS = ("ray.data.exceptions", "ray.data._internal.execution.streaming_executor_state")
+
+
+class _NoFailureLog(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
 class RayEngine:
     """Starts a local Ray (and shuts it down on exit) unless Ray is already initialised or an address is given."""
 
@@ -95,6 +105,11 @@ class RayEngine:
         ctx.print_on_execution_start = self.progress
         if not self.progress:  # Ray Data warns that progress bars are off: we turned them off
             logging.getLogger("ray.data").setLevel(logging.ERROR)
+        if not logging.getLogger("curate").isEnabledFor(logging.DEBUG):  # without -v
+            for name in _FAILURE_LOGGERS:
+                logger = logging.getLogger(name)
+                if not any(isinstance(f, _NoFailureLog) for f in logger.filters):
+                    logger.addFilter(_NoFailureLog())
         return self
 
     def __exit__(self, *exc: object) -> None:
