@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.errors import CurateError
+from curate.errors import CurateError, cause_text
 
 C = TypeVar("C")
 
@@ -81,7 +81,14 @@ class Stage(ABC, Generic[C]):
         missing = [c for c in self.reads if c not in table.column_names]
         if missing:
             raise CurateError(f"stage {self.name}: input lacks columns {missing}")
-        out = self.process_batch(table)
+        try:
+            out = self.process_batch(table)
+        except CurateError:
+            raise
+        except Exception as exc:  # in a Spark or Ray worker: which stage, which rows, what went wrong, in one line
+            first = table.column("uid")[0].as_py() if "uid" in table.column_names and table.num_rows else None
+            rows = f"a batch of {table.num_rows} rows" + (f" from uid {first}" if first is not None else "")
+            raise CurateError(f"stage {self.name}: {rows}: {cause_text(exc)}") from exc
         absent = [c for c in self.adds if c not in out.column_names]
         if absent:
             raise RuntimeError(f"stage {self.name} did not add {absent}")
