@@ -75,13 +75,22 @@ def stage_config(cls: type, data: dict, section: str):
 
 
 def main(job) -> int:
-    """Run `job()` and turn a CurateError into one line and exit status 2, like the CLI."""
+    """Run `job()` and turn a CurateError, or a Spark or Ray failure in the workers, into one line and exit
+    status 2, like the CLI."""
+    from curate.cli import engine_error
     from curate.errors import CurateError
 
     try:
         job()
     except CurateError as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        line = engine_error(exc)
+        if line is None:
+            raise
+        logging.getLogger("curate.jobs").debug("engine error", exc_info=True)
+        print(f"curate: error: {line}", file=sys.stderr)
         return 2
     return 0
 

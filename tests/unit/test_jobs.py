@@ -57,3 +57,20 @@ def test_a_live_runs_lock_is_refused_unless_force_unlock(tmp_path):
 def test_the_jobs_help_lists_the_flags():
     text = _common.parser("shard").format_help()
     assert "--redo" in text and "--force-unlock" in text and "RUN/shard" in text
+
+
+def test_an_engine_failure_is_one_line_and_exit_2(capsys):
+    class Py4JJavaError(Exception):  # as py4j's prints: the JVM's message, the worker's Python traceback in it
+        pass
+
+    Py4JJavaError.__module__ = "py4j.protocol"
+
+    def job():
+        raise Py4JJavaError("An error occurred while calling o42.collect.\n: org.apache.spark.SparkException: Job "
+                            "aborted\nTraceback (most recent call last):\n  File \"x.py\", line 1\n"
+                            "curate.errors.CurateError: dedup: cannot read /r/00001.tar: unexpected end of data\n")
+
+    assert _common.main(job) == 2
+    assert capsys.readouterr().err == "curate: error: dedup: cannot read /r/00001.tar: unexpected end of data\n"
+    with pytest.raises(KeyError):
+        _common.main(lambda: {}["x"])
