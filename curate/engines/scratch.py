@@ -7,7 +7,9 @@ local Ray's session folder (`ray.init(_temp_dir=...)`) go under
     RUN/_scratch/<stage>-<pid>         for a run on local disk, else
     <system temp>/curate-scratch/<stage>-<pid>   (a run on an object store)
 
-The folder is removed when the engine stops (a normal exit or an error); a run that was killed leaves it,
+The folder is removed when the engine stops (a normal exit or an error), except the part that lives as
+long as a JVM curate launched (its java.io.tmpdir: `for_process`), removed when the process exits; a run
+that was killed leaves it,
 and the next start under the same root removes every `<stage>-<pid>` folder whose process is gone (with a
 log line). Names starting with `_` are not parts (`curate.io.dataset.is_part`), and an empty `RUN/_scratch`
 is removed too, so a finished run's folder holds no trace of it. Sessions curate did not create
