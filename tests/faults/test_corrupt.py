@@ -56,6 +56,7 @@ CASES = {
     "score-scores": (f"score/scores/{PART}.parquet", flip, ("select",), ()),
     "score-embeddings": (f"score/embeddings/{PART}.parquet", flip, (), ()),
     "select-decisions": (f"select/decisions/{PART}.parquet", flip, (), ()),
+    "select-uids": ("select/uids.npy", flip, ("shard",), ()),  # no sidecar (not a parquet part or a tar)
     "shard-manifest": ("shard/manifest/part-00001.parquet", flip, (), ()),
     "shard-tar": ("shard/00001.tar", flip, (), ()),
     "shard-tar-truncated": ("shard/00001.tar", truncate, (), ()),
@@ -104,21 +105,35 @@ def expect_reader_stops(run: Path, rel: str, reader: str, baseline: Path, pool, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", tuple(CASES))
+@pytest.mark.parametrize("case", [c for c in CASES if not CASES[c][0] or CASES[c][0].endswith((".parquet", ".tar",
+                                                                                             ".json"))])
 def test_damaged_file_is_named_by_verify(case, baseline, tmp_path, scratch):
     run, rel = damaged_run(case, baseline, tmp_path)
     expect_verify_names(run, rel, scratch)
 
 
+# Known bugs, one per (case, reader): the test stays, marked, until the reader checks what it reads.
+BUGS = {
+    ("download-tar-flipped", "shard"): "shard copies source samples out of the download tars without checking the "
+    "tars' sidecars: a flipped byte in a selected image goes into the training tar under a fresh, matching "
+    "sidecar, exit 0 (a truncated tar is caught: the sample's files end past the end of the file)",
+}
+
+
+def _readers(which: int) -> list:
+    return [pytest.param(c, r, marks=pytest.mark.xfail(strict=True, reason=BUGS[c, r])) if (c, r) in BUGS
+            else pytest.param(c, r) for c, v in CASES.items() for r in v[which]]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case,reader", [(c, r) for c, v in CASES.items() for r in v[2]])
+@pytest.mark.parametrize("case,reader", _readers(2))
 def test_damaged_file_stops_its_reader(case, reader, baseline, tmp_path, pool, scratch):
     run, rel = damaged_run(case, baseline, tmp_path)
     expect_reader_stops(run, rel, reader, baseline, pool, scratch)
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("case,reader", [(c, r) for c, v in CASES.items() for r in v[3]])
+@pytest.mark.parametrize("case,reader", _readers(3))
 def test_damaged_file_stops_its_reader_long(case, reader, baseline, tmp_path, pool, scratch):
     run, rel = damaged_run(case, baseline, tmp_path)
     expect_reader_stops(run, rel, reader, baseline, pool, scratch)
