@@ -85,6 +85,7 @@ with SparkEngine() as engine:
 
 
 @pytest.mark.spark
+@pytest.mark.long  # ~15 s; in make test: the dead-pid test above and the CLI's TMPDIR check (test_cli_errors)
 def test_a_killed_spark_runs_folders_are_in_scratch_and_gone_at_the_next_start(tmp_path, caplog):
     run, tmp = tmp_path / "run", tmp_path / "tmp"
     run.mkdir()
