@@ -35,7 +35,7 @@ def pool(tmp_path_factory) -> Pool:
     """The generated pool, served on loopback for the whole session (the download kills fetch from it)."""
     from curate.demo.pool import SUMMARY_FILE, PoolConfig, generate_pool
     from curate.demo.run import _free_port
-    from curate.demo.server import LoopbackServer
+    from curate.demo.server import LoopbackServer, PortInUseError
 
     root = _keep() / "pool" if _keep() else tmp_path_factory.mktemp("faultpool")
     if (root / SUMMARY_FILE).is_file():  # kept from an earlier session: served on the port its URLs name
@@ -43,8 +43,17 @@ def pool(tmp_path_factory) -> Pool:
     else:
         port = _free_port()
         generate_pool(root, f"http://127.0.0.1:{port}", PoolConfig(n=POOL_N, seed=POOL_SEED))
-    with LoopbackServer(root / "site", port=port):
+    try:
+        server = LoopbackServer(root / "site", port=port).start()
+    except PortInUseError:  # a kept pool another session of the suite is serving already: the same files
+        if not _keep():
+            raise
+        server = None
+    try:
         yield Pool(root, port)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -214,3 +215,12 @@ def run_digest(run: Path) -> dict[str, str]:
         if (run / stage).is_dir():
             out.update({f"{stage}/{k}": v for k, v in digest(run / stage).items()})
     return out
+
+
+def record(fault: str, stage: str, outcomes: list[str]) -> None:
+    """One JSON line per fault and stage in $CURATE_FAULTS_LOG, when set: the table of faults, tries and
+    outcomes that issue 20 closes with. Nothing is written otherwise."""
+    path = os.environ.get("CURATE_FAULTS_LOG")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"fault": fault, "stage": stage, "tries": len(outcomes), "outcomes": outcomes}) + "\n")

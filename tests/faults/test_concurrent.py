@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import Launch, Result, after, copy_upstream, diff, digest, run_curate, stage_args
+from .harness import Launch, Result, after, copy_upstream, diff, digest, record, run_curate, stage_args
 
 OPTIONS = {  # stage: (the baseline's options, other options)
     "shard": ((), ("--samples-per-shard", "3")),
@@ -66,6 +66,7 @@ def race(stage: str, tries: int, equal: bool, fresh_run, references, pool, scrat
         assert got == want, f"{what}: {diff(got, want)}"
         check = run_curate(["verify", str(run)], scratch)
         assert check.rc == 0, check.stderr[-3000:]
+    record(f"concurrent, {'equal' if equal else 'other'} options", stage, seen)
     return seen
 
 

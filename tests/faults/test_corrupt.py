@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from .harness import STAGES, after, assert_one_line_error, diff, digest, run_curate, stage_args
+from .harness import STAGES, after, assert_one_line_error, diff, digest, record, run_curate, stage_args
 
 PART = "00003"  # the download shard whose tables are damaged: every table has a part of it
 
@@ -88,6 +88,7 @@ def expect_verify_names(run: Path, rel: str, scratch: Path) -> None:
     named = [line for line in result.stdout.splitlines() if rel in line or rel.replace("/_sums/", "/")
              .removesuffix(".json") in line]
     assert named, result.stdout[-3000:]
+    record(f"damaged {rel}", "verify", [named[0].replace(str(run) + "/", "")])
 
 
 def expect_reader_stops(run: Path, rel: str, reader: str, baseline: Path, pool, scratch: Path) -> None:
@@ -99,9 +100,11 @@ def expect_reader_stops(run: Path, rel: str, reader: str, baseline: Path, pool, 
     if result.rc == 0:
         got, want = digest(run / reader), digest(after(baseline, reader) / reader)
         assert got == want, f"{reader} read damaged {rel} and finished with other outputs: {diff(got, want)}"
+        record(f"damaged {rel}", reader, ["exit 0, outputs identical to the baseline"])
         return
     named = rel.replace("/_sums/", "/").removesuffix(".json")  # a bad sidecar: the part it vouches for
     assert_one_line_error(result, named, run / reader)
+    record(f"damaged {rel}", reader, [result.last_line.replace(str(run) + "/", "")])
 
 
 @pytest.mark.slow

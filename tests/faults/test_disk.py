@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import STAGES, after, assert_one_line_error, diff, run_curate, run_digest, stage_args
+from .harness import STAGES, after, assert_one_line_error, diff, record, run_curate, run_digest, stage_args
 
 CHEAP = ("select", "shard")  # in-process engines: make test; the Spark and Ray stages run under `long`
 
@@ -62,6 +62,7 @@ def full_disk(stage: str, fresh_run, baseline, pool, scratch, mounts, names_path
     assert again.rc == 0, again.stderr[-3000:]
     got, want = run_digest(run), run_digest(after(baseline, stage))
     assert got == want, diff(got, want)
+    record("full disk (tmpfs), then space back", stage, [result.last_line, "rerun: identical to the baseline"])
 
 
 def read_only_run(stage: str, fresh_run, pool, scratch, mounts) -> None:
@@ -73,6 +74,7 @@ def read_only_run(stage: str, fresh_run, pool, scratch, mounts) -> None:
     result = run_curate(stage_args(stage, frozen, pool), scratch)
     assert_one_line_error(result, str(frozen / stage), frozen / stage)
     assert "Read-only file system" in result.last_line
+    record("read-only run folder", stage, [result.last_line])
 
 
 @pytest.mark.slow

@@ -10,24 +10,18 @@ one starts over with --redo. The kill goes to the stage's whole session: driver,
 from __future__ import annotations
 
 import json
-import os
 import random
 
 import pytest
 
-from .harness import STAGES, Result, after, diff, digest, kill_at, run_curate, run_digest, stage_args
+from .harness import STAGES, Result, after, diff, digest, kill_at, record, run_curate, run_digest, stage_args
 
 CI_KILLS = 5  # the issue's floor: at least 5 kill points per stage in make test
 SEED = 20
 
 
 def _record(stage: str, fault: str, tries: list[tuple[int, Result]]) -> None:
-    """One JSON line per chain in $CURATE_FAULTS_LOG (when set): the fault table of issue 20."""
-    path = os.environ.get("CURATE_FAULTS_LOG")
-    if path:
-        with open(path, "a") as fh:
-            fh.write(json.dumps({"fault": fault, "stage": stage, "tries": [
-                {"k": k, "outcome": "killed" if r.killed else f"finished rc={r.rc}"} for k, r in tries]}) + "\n")
+    record(fault, stage, [f"k={k} killed" if r.killed else f"k={k} finished rc={r.rc}" for k, r in tries])
 
 
 # dedup's _stats.json counts the tar rewrites of its hash-list purge done by the launch that wrote it: a kill
