@@ -60,7 +60,7 @@ class SparkEngine:
             conf = self.conf
             if not os.environ.get("PYSPARK_GATEWAY_PORT"):  # spark-submit's driver: its master stands, never ours
                 builder = builder.master(with_retries(self.master, self.conf))
-                conf, self._scratch = with_scratch(conf)
+                conf, self._scratch = with_scratch(conf, local=self.master.startswith("local"))
             for k, v in conf.items():
                 builder = builder.config(k, v)
             try:
@@ -262,20 +262,21 @@ def with_retries(master: str, conf: dict[str, str]) -> str:
     return f"local[{found.group(1)},{int(conf.get('spark.task.maxFailures', '4'))}]"
 
 
-def with_scratch(conf: dict[str, str]):
+def with_scratch(conf: dict[str, str], local: bool = True):
     """(`conf` with Spark's local folders (`spark-*`, `blockmgr-*`) in this process's scratch folder, that
-    Scratch (curate.engines.scratch) to remove when the session stops), for a session curate creates; `conf`
-    as it is and None where the user set spark.local.dir or SPARK_LOCAL_DIRS. When this session launches the
-    JVM, its java.io.tmpdir (native libraries, `artifacts-*`, more `spark-*`) and hadoop.tmp.dir go to a
-    scratch folder that lives as long as the JVM does: this process (removed at exit)."""
+    Scratch (curate.engines.scratch) to remove when the session stops), for a session curate creates with a
+    `local` master (a cluster's executors keep the folders their cluster manager gives them); unless the user
+    set spark.local.dir or SPARK_LOCAL_DIRS. When this session launches the JVM, its java.io.tmpdir (native
+    libraries, `artifacts-*`, more `spark-*`) and hadoop.tmp.dir go to a scratch folder that lives as long
+    as the JVM does: this process (removed at exit)."""
     from pyspark import SparkContext
 
     from curate.engines.scratch import Scratch, for_process
 
-    if "spark.local.dir" in conf or os.environ.get("SPARK_LOCAL_DIRS"):
-        return conf, None
-    scratch = Scratch("spark")
-    conf = {**conf, "spark.local.dir": scratch.create()}
+    conf, scratch = dict(conf), None
+    if local and "spark.local.dir" not in conf and not os.environ.get("SPARK_LOCAL_DIRS"):
+        scratch = Scratch("spark")
+        conf["spark.local.dir"] = scratch.create()
     java = conf.get("spark.driver.extraJavaOptions", "")
     if SparkContext._gateway is None and "-Djava.io.tmpdir" not in java:  # the JVM starts now
         tmp = for_process("jvm")
