@@ -119,7 +119,9 @@ def run_download(engine: Engine, run_dir: str, config: DownloadConfig) -> dict:
     AddressPolicy(config.allow_addresses)  # a bad --allow-address is a one-line error before any work
     check_lists(config)
     checks = run_checks(config, StageDir(run_dir, NAME).path)
-    with StageDir.open(run_dir, NAME, config) as sd:  # the stage's lock goes however the work ends
+    with StageDir.open(run_dir, NAME, config, again=config.retry_failed) as sd:  # the lock goes however it ends
+        if sd.done() and not config.retry_failed:  # another run finished it while we waited for the lock
+            return StageDir.finished(run_dir, NAME, config)  # its stats, or the error when its options differ
         return _download(engine, sd, config, checks)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -71,8 +72,35 @@ def is_local(path: str) -> bool:
     return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
+# a failed write or flush names no file (the kernel reports it on a descriptor): these are about the disk
+# written to, so the one-line error gets the path of the file being written
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+
+
+def naming(exc: OSError, path: str) -> OSError:
+    """`exc` itself, or, for a storage error that names no file, the same error naming `path`."""
+    if exc.filename is not None or exc.errno not in _STORAGE_ERRNOS:
+        return exc
+    named = OSError(exc.errno, exc.strerror or os.strerror(exc.errno), path)
+    named.__cause__ = exc
+    return named
+
+
 @contextmanager
 def atomic_open(path: str, mode: str = "wb") -> Iterator[IO[Any]]:
+    """See `_atomic_open`; a storage error while writing names `path`."""
+    try:
+        with _atomic_open(path, mode) as fh:
+            yield fh
+    except OSError as exc:
+        named = naming(exc, path)
+        if named is exc:
+            raise
+        raise named from exc
+
+
+@contextmanager
+def _atomic_open(path: str, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open `path` for writing so that a reader sees the whole file or none of it.
 
     On local disk: a temporary name in the same folder, renamed into place only if the block succeeds.

@@ -75,16 +75,19 @@ class StageDir:
         return sd.stats()
 
     @classmethod
-    def open(cls, run: str, name: str, config: Any = None) -> StageDir:
+    def open(cls, run: str, name: str, config: Any = None, again: bool = False) -> StageDir:
         """Start work on stage `name`: take its lock (a one-line error when another run holds it), remove
         half-written temporary files, record the configuration and inputs. Use the result in a `with`
-        block, so that the lock goes however the work ends; `finish` releases it too."""
+        block, so that the lock goes however the work ends; `finish` releases it too. A stage found done
+        once the lock is held (another run finished it meanwhile) keeps that run's record, unless `again`
+        (an action that reruns part of a finished stage, such as --retry-failed)."""
         sd = cls(run, name)
         fs.makedirs(sd.path)
         sd = cls(run, name, lock.acquire(sd.file(lock.LOCK), name))
         try:
             fs.remove_tmp_files(sd.path)  # after the lock: another live run's temporaries are not ours
-            fingerprint.write(run, name, config)
+            if again or not sd.done():  # done by the run we waited for: its record stays (callers check it)
+                fingerprint.write(run, name, config)
         except BaseException:
             sd.release()
             raise

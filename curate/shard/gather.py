@@ -52,11 +52,26 @@ def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 1)
     at = np.zeros(len(counts) + 1, np.int64)  # where each sample starts in the archive, and the body's end
     if counts:
         np.cumsum(np.add.reduceat(file_len, starts), out=at[1:])
-    body = int(at[-1])
-    cuts = _cuts(at, min(parts, max(1, body // (4 * BUFFER))))
+    cuts = _cuts(at, min(parts, max(1, int(at[-1]) // (4 * BUFFER))))
     folder, _, name = dest.rpartition("/")
     tmp = f"{folder}/{fs.TMP_PREFIX}{uuid.uuid4().hex[:8]}.{name}"
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        return _gather(out, tmp, dest, job, sources, heads, at, starts, cuts)
+    except OSError as exc:  # a full disk: the kernel names no file; the one-line error names the tar
+        named = fs.naming(exc, dest)
+        if named is exc:
+            raise
+        raise named from exc
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _gather(out: int, tmp: str, dest: str, job: ShardJob, sources: list[str], heads: bytes, at: np.ndarray,
+            starts: list[int], cuts: list[int]) -> tuple[int, int]:
+    """The writes of `copy_tar_local` into the open temporary file `out`, closed here; renamed to `dest`."""
+    body = int(at[-1])
     try:
         runs = [(a, b, int(at[a]), starts[a] if a < len(starts) else 0) for a, b in pairwise(cuts)]
         if len(runs) == 1:
@@ -77,8 +92,6 @@ def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 1)
     finally:
         if out >= 0:
             os.close(out)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _cuts(at: np.ndarray, parts: int) -> list[int]:
