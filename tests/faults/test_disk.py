@@ -72,7 +72,7 @@ def read_only_run(stage: str, fresh_run, pool, scratch, mounts) -> None:
     mounts("--bind", str(run), str(frozen))
     mounts("-o", "remount,bind,ro", str(frozen))
     result = run_curate(stage_args(stage, frozen, pool), scratch)
-    assert_one_line_error(result, str(frozen / stage), frozen / stage)
+    assert_one_line_error(result, str(frozen), frozen / stage)  # the stage's folder, or the engines' RUN/_scratch
     assert "Read-only file system" in result.last_line
     record("read-only run folder", stage, [result.last_line])
 

@@ -64,6 +64,8 @@ def kill_chain(stage: str, run, baseline, pool, scratch, kills: int, seed: int, 
     assert result.rc == 0, result.stderr[-3000:]
     got = run_state(run, stage)
     assert got == want, diff(got, want)
+    scratch_left = sorted(p.name for p in (run / "_scratch").iterdir()) if (run / "_scratch").is_dir() else []
+    assert not scratch_left, f"the killed launches' engine scratch is still in {run / '_scratch'}: {scratch_left}"
     again = run_curate(stage_args(stage, run, pool, *extra), scratch)  # a rerun of a finished stage: a no-op
     assert again.rc == 0 and run_state(run, stage) == want, again.stderr[-3000:]
     return tries
