@@ -84,9 +84,6 @@ def test_concurrent_runs_leave_one_winner_long(stage, equal, fresh_run, referenc
     race(stage, 10, equal, fresh_run, references, pool, scratch)
 
 
-@pytest.mark.xfail(strict=True, reason="StageDir.open writes the new _fingerprint.json before start() sees that "
-                   "another run finished the stage, so a run with other options that lost the race reports success "
-                   "and leaves the winner's outputs under its own fingerprint")
 def test_losing_a_race_with_other_options_keeps_the_winners_fingerprint(fresh_run, monkeypatch):
     """The race above, made deterministic: run B checked `finished` just before run A wrote `_SUCCESS`, so B
     goes on to take the lock (A has released it) and finds the stage done. B must not succeed, and the
