@@ -7,11 +7,13 @@ it has `safety_hash_list` rows:
   1. writes their hashes (hashes.v2 rows, from the shard's hashes part) to `download/purged/NNNNN.parquet`,
      so that a later hashing pass over the rewritten tar (a dedup run redone from scratch) still has them
      and decides those samples again, although their files are gone;
-  2. rewrites the shard's tar without those samples' files (every member of their key: image, caption, json),
-     streamed member by member to a temporary name and renamed into place (`sums.open_part`: one PUT on an
-     object store, and the tar's checksum sidecar rewritten), with the same deterministic member headers the
-     download writes, and the tar's member index (`NNNNN.idx`) rewritten after it (removed first, so no
-     reader meets a stale one).
+  2. counts the files it removes into `dedup/_purged/NNNNN.json` (so a run resumed after a kill reports
+     what the killed one removed, as an uninterrupted run would; --redo starts the count again), then
+     rewrites the shard's tar without those samples' files (every member of their key: image, caption,
+     json), streamed member by member to a temporary name and renamed into place (`sums.open_part`: one
+     PUT on an object store, and the tar's checksum sidecar rewritten), with the same deterministic member
+     headers the download writes, and the tar's member index (`NNNNN.idx`) rewritten after it (removed
+     first, so no reader meets a stale one).
 The samples table keeps the rows as the download wrote them; the dedup decisions say `safety_hash_list`, and
 every later stage reads only the samples dedup kept. Each step is idempotent, so an interrupted task is
 finished by a rerun (the decisions are recomputed from the hashes parts). A shard without listed rows is not
@@ -36,6 +38,7 @@ from curate.io.tario import DeterministicTarWriter
 log = logging.getLogger(__name__)
 
 REASON = "safety_hash_list"
+COUNTED = "_purged"  # dedup/_purged/NNNNN.json: what the purge of download shard NNNNN removed
 HASH_COLS = ["uid", "md5", "sha1", "sha256", "phash", "pdq"]
 
 
@@ -44,22 +47,32 @@ def plan(run_dir: str, decisions_dir: str, hashes_dir: str) -> list[dict]:
     download = fs.join(run_dir, "download")
     return [{"decisions": fs.join(decisions_dir, name), "samples": fs.join(download, "samples", name),
              "hashes": fs.join(hashes_dir, name), "purged": fs.join(download, PURGED, name),
-             "tar": fs.join(download, "shards", name.removesuffix(dataset.SUFFIX) + ".tar")}
+             "tar": fs.join(download, "shards", name.removesuffix(dataset.SUFFIX) + ".tar"),
+             "counted": fs.join(decisions_dir.rstrip("/").rpartition("/")[0], COUNTED,
+                                name.removesuffix(dataset.SUFFIX) + ".json")}
             for name in dataset.list_parts(decisions_dir)]
+
+
+def _count(path: str, drop: set[str]) -> int:
+    """How many members of the tar at `path` have a key (the name before the first dot) in `drop`."""
+    tfs, p = fs.url_to_fs(path)
+    if not tfs.exists(p):
+        return 0
+    try:
+        with sums.open_verified(path) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+            return sum(1 for m in tar if m.isfile() and m.name.partition(".")[0] in drop)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise CurateError(f"dedup: cannot read {path}: {exc}") from exc
 
 
 def _rewrite_tar(path: str, drop: set[str]) -> int:
     """Rewrite the tar at `path` without the members whose key (the name before the first dot) is in `drop`;
     returns how many members were removed (0: the tar is left as it was)."""
     tfs, p = fs.url_to_fs(path)
-    if not tfs.exists(p):
+    removed = _count(path, drop)
+    if not removed:
         return 0
     try:
-        with sums.open_verified(path) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
-            names = [m.name for m in tar if m.isfile()]
-        removed = sum(1 for name in names if name.partition(".")[0] in drop)
-        if not removed:
-            return 0
         had_index = tarindex.read_index_bytes(path) is not None
         if had_index:
             ifs, ip = fs.url_to_fs(tarindex.index_path(path))
@@ -98,9 +111,19 @@ def purge_shard(item: dict) -> dict:
                                                pc.equal(samples.column("status"), SUCCESS)), False))
     keys = {k for k in mine.column("key").to_pylist() if k}
     _record(item, listed)
-    removed = _rewrite_tar(item["tar"], keys) if keys else 0
-    log.info("dedup: %s: %d files of %d hash-listed samples removed", item["tar"], removed, mine.num_rows)
-    return {"safety_shards_rewritten": int(removed > 0), "safety_files_removed": removed}
+    # the count goes to a stats sidecar before the tar is rewritten: a run killed after the rewrite finds
+    # nothing left to remove, and reports what the first one removed (the same stats as an uninterrupted run)
+    if fs.exists(item["counted"]):
+        stats = fs.read_json(item["counted"])
+    else:
+        removed = _count(item["tar"], keys) if keys else 0
+        stats = {"safety_shards_rewritten": int(removed > 0), "safety_files_removed": removed}
+        fs.write_json(item["counted"], stats)
+    if keys:
+        _rewrite_tar(item["tar"], keys)
+    log.info("dedup: %s: %d files of %d hash-listed samples removed", item["tar"], stats["safety_files_removed"],
+             mine.num_rows)
+    return stats
 
 
 def purge(engine, run_dir: str, decisions_dir: str, hashes_dir: str) -> dict:
