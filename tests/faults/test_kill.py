@@ -24,27 +24,11 @@ def _record(stage: str, fault: str, tries: list[tuple[int, Result]]) -> None:
     record(fault, stage, [f"k={k} killed" if r.killed else f"k={k} finished rc={r.rc}" for k, r in tries])
 
 
-# dedup's _stats.json counts the tar rewrites of its hash-list purge done by the launch that wrote it: a kill
-# after the purge resumes into 0 (test_dedup_stats_survive_a_kill_after_the_purge). Left out of the chains'
-# comparison until that is fixed; every other byte of the run is compared.
-LAUNCH_COUNTERS = {"dedup": ("safety_files_removed", "safety_shards_rewritten")}
-
-
-def run_state(run, stage: str) -> dict[str, str]:
-    """`run_digest`, with the counters of LAUNCH_COUNTERS taken out of the stage's stats."""
-    state = run_digest(run)
-    stats = run / stage / "_stats.json"
-    if stage in LAUNCH_COUNTERS and stats.is_file():
-        data = {k: v for k, v in json.loads(stats.read_text()).items() if k not in LAUNCH_COUNTERS[stage]}
-        state[f"{stage}/_stats.json"] = json.dumps(data, sort_keys=True)
-    return state
-
-
 def kill_chain(stage: str, run, baseline, pool, scratch, kills: int, seed: int, *extra: str) -> list:
     """Kill `stage` `kills` times at seeded points, then finish it; returns [(k, Result)] of every launch. The
     whole run (every stage folder: dedup rewrites download's tars) must end as the baseline's did."""
     rng = random.Random(f"{seed}-{stage}-{' '.join(extra)}")
-    want = run_state(after(baseline, stage), stage)
+    want = run_digest(after(baseline, stage))
     folder = run / stage
     kmax = max(2, len(digest(after(baseline, stage) / stage)) // (kills + 1))  # a launch moves on <= 1/(kills+1)
     tries: list[tuple[int, Result]] = []
@@ -57,17 +41,17 @@ def kill_chain(stage: str, run, baseline, pool, scratch, kills: int, seed: int, 
         assert result.killed or result.rc == 0, result.stderr[-3000:]
         redo = ()
         if (folder / "_SUCCESS").exists():  # finished before the kill, or killed after its marker
-            assert run_state(run, stage) == want, diff(run_state(run, stage), want)
+            assert run_digest(run) == want, diff(run_digest(run), want)
             redo = ("--redo",)
     result = run_curate(stage_args(stage, run, pool, *extra, *redo), scratch)
     tries.append((0, result))
     assert result.rc == 0, result.stderr[-3000:]
-    got = run_state(run, stage)
+    got = run_digest(run)
     assert got == want, diff(got, want)
     scratch_left = sorted(p.name for p in (run / "_scratch").iterdir()) if (run / "_scratch").is_dir() else []
     assert not scratch_left, f"the killed launches' engine scratch is still in {run / '_scratch'}: {scratch_left}"
     again = run_curate(stage_args(stage, run, pool, *extra), scratch)  # a rerun of a finished stage: a no-op
-    assert again.rc == 0 and run_state(run, stage) == want, again.stderr[-3000:]
+    assert again.rc == 0 and run_digest(run) == want, again.stderr[-3000:]
     return tries
 
 
@@ -117,11 +101,8 @@ def test_killed_stage_on_another_engine_resumes_to_identical_outputs(stage, engi
 
 
 @pytest.mark.long  # two dedup launches
-@pytest.mark.xfail(strict=True, reason="dedup's _stats.json counts the purge's tar rewrites of the launch that "
-                   "finished: killed after the purge, the resumed run writes safety_files_removed 0 and "
-                   "safety_shards_rewritten 0, so its stats (and every later stage's fingerprint inputs) differ from "
-                   "an uninterrupted run's")
 def test_dedup_stats_survive_a_kill_after_the_purge(fresh_run, baseline, pool, scratch):
+    """Killed once the purge rewrote a download tar, dedup resumes into the same stats (fixed in af2b1c4)."""
     run = fresh_run("dedup")
     killed = kill_at(stage_args("dedup", run, pool), run / "download" / "purged", 1, scratch)  # purge committed
     assert killed.killed and not (run / "dedup" / "_SUCCESS").exists()
