@@ -83,6 +83,7 @@ def _rewrite_tar(path: str, drop: set[str]) -> int:
                 if m.isfile() and m.name.partition(".")[0] not in drop:
                     writer.add(m.name, tar.extractfile(m).read())
             writer.close()
+            out.members = writer.crcs
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise CurateError(f"dedup: cannot rewrite {path}: {exc}") from exc
     if had_index and not tarindex.write_index(path, writer.members):

@@ -61,12 +61,17 @@ def new_hash(algo: str):
     return crc.Crc32c() if algo == "crc32c" else hashlib.sha256()
 
 
-def encode(size: int, digest: str, algo: str = "sha256") -> bytes:
-    return (json.dumps({algo: digest, "size": int(size)}, sort_keys=True) + "\n").encode()
+def encode(size: int, digest: str, algo: str = "sha256", members: list | None = None) -> bytes:
+    record: dict[str, Any] = {algo: digest, "size": int(size)}
+    if members is not None:
+        record["members"] = members
+    return (json.dumps(record, sort_keys=True, separators=(",", ":") if members else None) + "\n").encode()
 
 
-def write_sidecar(path: str, size: int, digest: str, algo: str | None = None) -> None:
-    fs.write_bytes(sidecar_path(path), encode(size, digest, algo or algorithm(path)))
+def write_sidecar(path: str, size: int, digest: str, algo: str | None = None, members: list | None = None) -> None:
+    """`members`: for a tar, [data offset, CRC32C of the data] of each file, so that a reader of byte ranges
+    (the shard stage) checks what it copies without reading the whole tar."""
+    fs.write_bytes(sidecar_path(path), encode(size, digest, algo or algorithm(path), members))
 
 
 def drop_sidecar(path: str) -> None:
@@ -79,7 +84,8 @@ def drop_sidecar(path: str) -> None:
 
 
 def read_sidecar(path: str) -> dict | None:
-    """{"algorithm", "digest", "size"} of the part at `path`, or None when it has no sidecar."""
+    """{"algorithm", "digest", "size", "members"} of the part at `path` ("members": a tar's [data offset,
+    CRC32C] per file, or None), or None when it has no sidecar."""
     sfs, p = fs.url_to_fs(sidecar_path(path))
     try:
         with sfs.open(p, "rb") as fh:
@@ -89,7 +95,9 @@ def read_sidecar(path: str) -> dict | None:
     try:
         got = json.loads(raw)
         algo = next(a for a in ALGORITHMS if a in got)
-        return {"algorithm": algo, "digest": str(got[algo]), "size": int(got["size"])}
+        members = got.get("members")
+        return {"algorithm": algo, "digest": str(got[algo]), "size": int(got["size"]),
+                "members": None if members is None else [(int(o), int(c)) for o, c in members]}
     except (ValueError, KeyError, TypeError, StopIteration) as exc:
         raise CurateError(f"checksum sidecar {sidecar_path(path)} is unreadable ({exc}); remove it and "
                           f"its part {path}, then rerun the stage that wrote them") from exc
@@ -110,6 +118,7 @@ class HashingWriter:
 
     def __init__(self, fh: IO[bytes], algo: str = "sha256") -> None:
         self.fh, self.hash, self.size = fh, new_hash(algo), 0
+        self.members: list | None = None  # a tar writer's [data offset, CRC32C] per file, for the sidecar
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
@@ -152,7 +161,7 @@ def open_part(path: str) -> Iterator[HashingWriter]:
     with fs.atomic_open(path, "wb") as fh:
         writer = HashingWriter(fh, algorithm(path))
         yield writer
-    write_sidecar(path, writer.size, writer.hexdigest())
+    write_sidecar(path, writer.size, writer.hexdigest(), members=writer.members)
 
 
 def mismatch(path: str, expected: dict, size: int, digest: str) -> str | None:
@@ -178,6 +187,15 @@ def check(path: str, data: bytes) -> None:
     digest = new_hash(expected["algorithm"])
     digest.update(data)
     _raise_on(mismatch(path, expected, len(data), digest.hexdigest()))
+
+
+def check_member(tar: str, offset: int, data, want: int | None) -> None:
+    """Raise when a file read out of `tar` by its byte range (its data at `offset`) disagrees with the
+    CRC32C the tar's sidecar lists for it (`want`; None or negative: not listed, nothing to check)."""
+    if want is not None and want >= 0 and crc.value(data) != want:
+        raise CurateError(f"checksum mismatch in {tar}: the file at byte {offset} differs from the CRC32C its "
+                          f"sidecar lists: the tar is corrupt; remove it and its sidecar, then rerun the stage "
+                          f"that wrote it")
 
 
 def read_verified(path: str) -> bytes:

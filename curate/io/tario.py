@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import BinaryIO
 
-from curate.io import fs, sums
+from curate.io import crc, fs, sums
 
 
 def index(path: str) -> dict[str, dict[str, tuple[int, int]]]:
@@ -35,6 +35,7 @@ class DeterministicTarWriter:
     def __init__(self, fh: BinaryIO) -> None:
         self.tar = tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT)
         self.members: list[tuple[str, int, int]] = []
+        self.crcs: list[list[int]] = []  # [data offset, CRC32C of the data] per member, for the sidecar
 
     def add(self, name: str, data: bytes) -> None:
         info = tarfile.TarInfo(name)
@@ -42,6 +43,7 @@ class DeterministicTarWriter:
         self.tar.addfile(info, io.BytesIO(data))
         padded = info.size + (-info.size % tarfile.BLOCKSIZE)
         self.members.append((name, self.tar.offset - padded, info.size))  # the data ends the member
+        self.crcs.append([self.tar.offset - padded, crc.value(data)])
 
     def close(self) -> None:
         self.tar.close()
@@ -55,4 +57,5 @@ def write_tar_file(path: str, members: Iterable[tuple[str, bytes]]) -> list[tupl
         for name, data in members:
             writer.add(name, data)
         writer.close()
+        fh.members = writer.crcs
     return writer.members

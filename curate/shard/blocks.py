@@ -174,7 +174,15 @@ def shard_job(rows: pa.Table, tar: str, stats: str, name: str, keys: list[str], 
                     rows.column("offsets").combine_chunks().flatten().to_numpy().astype(np.int64),
                     rows.column("sizes").combine_chunks().flatten().to_numpy().astype(np.int64),
                     rows.column("lo").to_numpy().astype(np.int64), rows.column("hi").to_numpy().astype(np.int64),
-                    info, threads, blobs)
+                    info, threads, blobs, _crcs(rows))
+
+
+def _crcs(rows: pa.Table) -> np.ndarray | None:
+    """Per file the CRC32C its source tar's sidecar lists (-1: not listed); None when none is listed."""
+    if "crcs" not in rows.column_names or rows.column("crcs").null_count:
+        return None
+    flat = pc.fill_null(rows.column("crcs").combine_chunks().flatten(), -1).to_numpy(zero_copy_only=False)
+    return flat.astype(np.int64) if (flat >= 0).any() else None
 
 
 @dataclass(frozen=True)

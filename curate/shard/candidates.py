@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import CurateError
-from curate.io import dataset, fs
+from curate.io import dataset, fs, sums
 from curate.shard import uidset
 from curate.shard.catalog import catalog
 
@@ -45,6 +45,7 @@ CANDIDATE = pa.schema([
     ("source_shard", pa.string()), ("source_key", pa.string()),
     ("exts", pa.list_(pa.string())), ("offsets", pa.list_(pa.int64())), ("sizes", pa.list_(pa.int64())),
     ("lo", pa.int64()), ("hi", pa.int64()), ("nbytes", pa.int64()), ("data", pa.binary()),
+    ("crcs", pa.list_(pa.int64())),  # per file: CRC32C from the source tar's sidecar (-1: unknown), checked on copy
 ])
 
 
@@ -129,7 +130,7 @@ class Reader:
                 raise CurateError(f"shard: sample {rows.column('uid')[i].as_py()} "
                                   f"(key {rows.column('source_key')[i].as_py()}) is not in {path}")
             found = cat.take(at)
-            for name in ("exts", "offsets", "sizes", "lo", "hi", "nbytes"):
+            for name in ("exts", "offsets", "sizes", "lo", "hi", "nbytes", "crcs"):
                 rows = rows.append_column(name, found.column(name))
             rows = rows.sort_by([("uid", "ascending")])
         n = rows.num_rows
@@ -212,6 +213,7 @@ def read_bytes(path: str, rows: pa.Table) -> pa.Array:
     across gaps below GAP bytes (one request per range, in file order)."""
     offsets = rows.column("offsets").to_pylist()
     sizes = rows.column("sizes").to_pylist()
+    crcs = rows.column("crcs").to_pylist() if "crcs" in rows.column_names else [None] * len(offsets)
     spans = sorted({(o, o + s) for offs, szs in zip(offsets, sizes, strict=True)
                     for o, s in zip(offs, szs, strict=True)})
     merged: list[list[int]] = []
@@ -224,12 +226,15 @@ def read_bytes(path: str, rows: pa.Table) -> pa.Array:
     starts = np.array([m[0] for m in merged], np.int64)
     chunks = sfs.cat_ranges([p] * len(merged), [m[0] for m in merged], [m[1] for m in merged])
     out = []
-    for offs, szs in zip(offsets, sizes, strict=True):
+    for offs, szs, sums_ in zip(offsets, sizes, crcs, strict=True):
         parts = []
         for o, s in zip(offs, szs, strict=True):
             j = int(np.searchsorted(starts, o, "right")) - 1
             parts.append(chunks[j][o - merged[j][0]:o - merged[j][0] + s])
         if sum(len(x) for x in parts) != sum(szs):
             raise CurateError(f"shard: {path} is cut short: a sample's files end past the end of the file")
+        for part, o, want in zip(parts, offs, sums_ or (), strict=False):
+            sums.check_member(path, o, part, want)
         out.append(b"".join(parts))
     return pa.array(out, pa.binary())
+

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from curate.io import fs, tarindex
+from curate.io import fs, sums, tarindex
 from curate.shard.tarfast import BLOCK, scan
 
 log = logging.getLogger(__name__)
@@ -31,19 +31,39 @@ SCHEMA = pa.schema([
     ("lo", pa.int64()),  # the range [lo, hi) holds all the sample's files; lo = -1 when they lie apart
     ("hi", pa.int64()),
     ("nbytes", pa.int64()),  # bytes of the files
+    ("crcs", pa.list_(pa.int64())),  # per file: the CRC32C of its data from the tar's sidecar, -1 when unknown
 ])
+_PLACES = pa.schema(list(SCHEMA)[:-1])  # what the tar's index or headers give
 
 
 def catalog(path: str) -> pa.Table:
-    """One row per sample of the tar at `path`."""
+    """One row per sample of the tar at `path`, with its files' checksums from the tar's sidecar."""
     try:
         found = _from_index(path)
     except (ValueError, UnicodeDecodeError, pa.ArrowInvalid) as exc:
         log.warning("%s: unusable index (%s); reading the tar's headers instead", tarindex.index_path(path), exc)
         found = None
-    if found is not None:
-        return found
-    return from_listing(scan(path))
+    if found is None:
+        found = from_listing(scan(path))
+    return with_crcs(found, sums.read_sidecar(path))
+
+
+def with_crcs(places: pa.Table, sidecar: dict | None) -> pa.Table:
+    """`places` (the index's columns) with `crcs`: each file's CRC32C as the tar's sidecar lists it by data
+    offset (written by curate's tar writers), -1 for a file it does not list or a tar without one."""
+    offsets = places.column("offsets").combine_chunks()
+    flat = offsets.flatten().to_numpy(zero_copy_only=False)
+    values = np.full(len(flat), -1, np.int64)
+    listed = (sidecar or {}).get("members")
+    if listed:
+        at = np.array([o for o, _ in listed], np.int64)
+        crcs = np.array([c for _, c in listed], np.int64)
+        order = np.argsort(at, kind="stable")
+        at, crcs = at[order], crcs[order]
+        i = np.minimum(np.searchsorted(at, flat), len(at) - 1)
+        values = np.where(at[i] == flat, crcs[i], -1)
+    column = pa.ListArray.from_arrays(offsets.offsets, pa.array(values, pa.int64()))
+    return pa.table([*places.select(_PLACES.names).columns, column], schema=SCHEMA)
 
 
 def byte_range(members: Members) -> tuple[int, int]:
@@ -68,7 +88,7 @@ def from_listing(listing: dict[str, dict[str, tuple[int, int]]]) -> pa.Table:
         lo.append(a)
         hi.append(b)
         nbytes.append(sum(sizes[-1]))
-    return pa.table([keys, exts, offs, sizes, lo, hi, nbytes], schema=SCHEMA)
+    return pa.table([keys, exts, offs, sizes, lo, hi, nbytes], schema=_PLACES)
 
 
 def _from_index(path: str) -> pa.Table | None:
@@ -130,7 +150,7 @@ def _from_columns(columns: pa.Table, files: int) -> pa.Table | None:
     bounds = pa.array(np.arange(0, n * files + 1, files, dtype=np.int32))
     return pa.table([keys.combine_chunks(), pa.ListArray.from_arrays(bounds, exts),
                      pa.ListArray.from_arrays(bounds, pa.array(offs.ravel())),
-                     pa.ListArray.from_arrays(bounds, pa.array(sizes.ravel())), lo, hi, nbytes], schema=SCHEMA)
+                     pa.ListArray.from_arrays(bounds, pa.array(sizes.ravel())), lo, hi, nbytes], schema=_PLACES)
 
 
 def _key(names: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from curate.errors import CurateError
-from curate.io import crc, fs
+from curate.io import crc, fs, sums
 from curate.shard.tarfast import BLOCK, RECORD, headers
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ def _write_run(out: int, job: ShardJob, sources: list[str], heads: memoryview, a
     """Samples [a, b) of the job, whose first file is file `f`, written from archive offset `pos` on;
     returns the CRC32C of the bytes written."""
     offs, sizes = job.offsets.tolist(), job.sizes.tolist()
+    want = job.crcs.tolist() if job.crcs is not None else None  # each file's CRC32C in its source's sidecar
     fds: dict[int, int] = {}
     buf = memoryview(bytearray(BUFFER))
     run_crc = 0
@@ -139,10 +140,14 @@ def _write_run(out: int, job: ShardJob, sources: list[str], heads: memoryview, a
                 for j in range(f, f + c):
                     start = base + offs[j]
                     parts += (heads[j * BLOCK:(j + 1) * BLOCK], space[start:start + sizes[j]], _PADS[-sizes[j] % BLOCK])
+                    if want is not None:
+                        sums.check_member(sources[s], offs[j], space[start:start + sizes[j]], want[j])
             else:
                 for j in range(f, f + c):
                     view = space[base:base + sizes[j]]
                     _pread_into(fd, view, offs[j], sources[s])
+                    if want is not None:
+                        sums.check_member(sources[s], offs[j], view, want[j])
                     parts += (heads[j * BLOCK:(j + 1) * BLOCK], view, _PADS[-sizes[j] % BLOCK])
                     base += sizes[j]
             f += c

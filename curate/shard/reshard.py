@@ -60,6 +60,7 @@ class ShardJob:
     info: tuple[tuple[str, int], ...] = ()  # extra integers for the shard's _stats.json
     threads: int = 1  # threads copying the shard (parts of it at once), local files only; not in its bytes
     data: tuple[bytes, ...] | None = None  # per sample its files' bytes, concatenated (carried by the shuffle)
+    crcs: np.ndarray | None = None  # per file: CRC32C of its data from the source tar's sidecar, -1 unknown
 
     @classmethod
     def of(cls, tar: str, stats: str, name: str, entries: list[tuple[str, str, Members]],
@@ -163,6 +164,12 @@ def _write_through_python(job: ShardJob) -> None:
                 start, end = span
                 buf = memoryview(read_member(fh, start, end - start))
                 blobs[i] = [buf[off - start:off - start + size] for _, off, size in members]
+    if job.crcs is not None:  # each file as its source tar's sidecar lists it
+        want, f = job.crcs.tolist(), 0
+        for (_, src, members, _), data in zip(rows, blobs, strict=True):
+            for (_, off, _), blob in zip(members, data, strict=True):
+                sums.check_member(src, off, blob, want[f])
+                f += 1
     files = [(f"{key}.{ext}", blob) for (key, _, members, _), data in zip(rows, blobs, strict=True)
              for (ext, _, _), blob in zip(members, data, strict=True)]
     with sums.open_part(job.tar) as fh:
