@@ -111,7 +111,10 @@ def plan_on_ray(config: DownloadConfig, files: list[InputFile], given: bool, url
     rows = (ray.data.from_items(items, override_num_blocks=len(items))
             .map_batches(_ReadFiles(config), batch_size=1, batch_format="pyarrow", num_cpus=0.5)).materialize()
     counts = rows.map_batches(_file_counts, batch_format="pyarrow", batch_size=None).to_arrow_refs()
-    per_file = pa.concat_tables(ray.get(counts)).group_by(FILE).aggregate([("bad_count", "sum"), ("bad_sum", "sum")])
+    # blocks may differ in types (an empty block reads as nulls): permissive, then aggregate
+    got = ray.get(counts)
+    counted = pa.concat_tables([t for t in got if t.num_rows] or got[:1], promote_options="permissive")
+    per_file = counted.group_by(FILE).aggregate([("bad_count", "sum"), ("bad_sum", "sum")])
     if given and pc.sum(per_file.column("bad_sum_sum")).as_py():
         bad = rows.map_batches(_bad_uids, batch_format="pyarrow").take(1)
         raise CurateError(f"{config.input}: uid {bad[0]['uid']!r} is not 32 lowercase hex characters")
