@@ -88,8 +88,21 @@ def test_read_only_run_is_one_line(stage, fresh_run, pool, scratch, mounts):
     read_only_run(stage, fresh_run, pool, scratch, mounts)
 
 
+FULL_DISK_BUGS = {  # stage: (strict, reason), found by this suite; the test stays, marked, until fixed
+    "download": (True, "download on a full disk: stderr carries tarfile's `Exception ignored in: _Stream.__del__` "
+                 "tracebacks, and the one line (`download shard 00002 failed: No space left on device`) names no path"),
+    "dedup": (False, "dedup resumed after ENOSPC: a part committed before its sidecar's write failed is taken as "
+              "done, so its sidecar is never written (dedup/hashes/_sums/00003.parquet.json missing; verify lists the "
+              "part as unverified); which file meets the full disk depends on the order of the Spark tasks"),
+    "score": (True, "score on a full disk: `a Ray stage failed: OSError: [Errno 28] No space left on device` names "
+              "no path"),
+}
+
+
 @pytest.mark.long
-@pytest.mark.parametrize("stage", [s for s in STAGES if s not in CHEAP])
+@pytest.mark.parametrize("stage", [pytest.param(s, marks=pytest.mark.xfail(strict=FULL_DISK_BUGS[s][0],
+                                                                           reason=FULL_DISK_BUGS[s][1]))
+                                   if s in FULL_DISK_BUGS else s for s in STAGES if s not in CHEAP])
 def test_full_disk_is_one_line_and_resumes_long(stage, fresh_run, baseline, pool, scratch, mounts):
     full_disk(stage, fresh_run, baseline, pool, scratch, mounts)
 
