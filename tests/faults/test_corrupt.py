@@ -115,12 +115,9 @@ def test_damaged_file_is_named_by_verify(case, baseline, tmp_path, scratch):
     expect_verify_names(run, rel, scratch)
 
 
-# Known bugs, one per (case, reader): the test stays, marked, until the reader checks what it reads.
-BUGS = {
-    ("download-tar-flipped", "shard"): "shard copies source samples out of the download tars without checking the "
-    "tars' sidecars: a flipped byte in a selected image goes into the training tar under a fresh, matching "
-    "sidecar, exit 0 (a truncated tar is caught: the sample's files end past the end of the file)",
-}
+# Known bugs, (case, reader) -> reason: the test stays, marked as a strict xfail, until the reader checks what it
+# reads. Empty now: shard's unchecked copy of a flipped source byte was fixed in bf6e5dc.
+BUGS: dict[tuple[str, str], str] = {}
 
 
 def _readers(which: int) -> list:
