@@ -31,7 +31,7 @@ PURGED = "purged"  # download/purged/NNNNN.parquet: hashes of the samples whose 
 def plan(run_dir: str, out_dir: str) -> list[dict]:
     """One task per download shard without a hashes part yet: two listings, one descriptor per shard."""
     samples_dir, purged_dir = fs.join(run_dir, "download", "samples"), fs.join(run_dir, "download", PURGED)
-    done, purged = dataset.list_parts(out_dir), dataset.list_parts(purged_dir)
+    done, purged = dataset.finished_parts(out_dir), dataset.list_parts(purged_dir)
     return [{"samples": fs.join(samples_dir, name), "tar": fs.join(run_dir, "download", "shards",
                                                                    name.removesuffix(dataset.SUFFIX) + ".tar"),
              "out": fs.join(out_dir, name), **({"purged": fs.join(purged_dir, name)} if name in purged else {})}

@@ -85,7 +85,7 @@ def plan_urls(engine, config: DownloadConfig, urls_dir: str) -> UrlPlan:
 
 def _plan_in_process(config: DownloadConfig, urls_dir: str) -> int:
     urls = read_input(config)
-    done = dataset.list_parts(urls_dir)
+    done = dataset.finished_parts(urls_dir)
     for sid in range(math.ceil(urls.num_rows / config.shard_size)):
         name = dataset.shard_part_name(sid)
         if name not in done:

@@ -131,7 +131,7 @@ def _download(engine: Engine, sd: StageDir, config: DownloadConfig, checks: RunC
     if sd.done():  # --retry-failed on a finished download: it is unfinished again until the retry ends
         ffs, marker = fs.url_to_fs(sd.file(DONE_MARKER))
         ffs.rm(marker)
-    done = dataset.list_parts(layout.samples_dir)
+    done = dataset.finished_parts(layout.samples_dir)
     pending = [s for s in range(plan.shards) if dataset.shard_part_name(s) not in done]
     log.info("download: %d rows in %d shards, %d to fetch", plan.rows, plan.shards, len(pending))
     fs.makedirs(layout.raw)

@@ -44,7 +44,7 @@ def run_extract(engine: Engine, run_dir: str, config: ExtractConfig,
 
 def _extract(engine: Engine, sd: StageDir, config: ExtractConfig, files: list[inputs.InputFile]) -> dict:
     _record_inputs(sd, files, config)
-    done = dataset.list_parts(sd.path)
+    done = dataset.finished_parts(sd.path)
     items = [Item(f, dataset.part_name(f.index) in done) for f in files]
     resumed = sum(item.done for item in items)
     per_task = files_per_task(config, len(files))

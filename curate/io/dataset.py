@@ -63,6 +63,19 @@ def list_parts(folder: str) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def finished_parts(folder: str) -> dict[str, int]:
+    """`list_parts` for a resume: the parts that have their checksum sidecar. A task killed (or out of disk)
+    between committing a part and writing its sidecar left a part that is written again, sidecar and all.
+    A folder with no sidecars at all (written before curate wrote them) keeps every part."""
+    parts = list_parts(folder)
+    ffs, p = fs.url_to_fs(fs.join(folder, sums.SUMS_DIR))
+    try:
+        names = {e.rstrip("/").rsplit("/", 1)[-1] for e in ffs.ls(p, detail=False)}
+    except FileNotFoundError:
+        return parts
+    return {name: size for name, size in parts.items() if name + sums.SUFFIX in names}
+
+
 def part_paths(folder: str) -> list[str]:
     """The full paths of a dataset's parts, in name order (one listing)."""
     return [fs.join(folder, name) for name in list_parts(folder)]

@@ -125,7 +125,7 @@ def _score(engine, run_dir: str, sd: StageDir, config: ScoreConfig) -> dict:
     meta = describe(config)  # a bad --model or probe fails here, before any worker starts
     _check_resumable(sd, meta)
     items = plan(run_dir)
-    done = dataset.list_parts(sd.file("scores"))
+    done = dataset.finished_parts(sd.file("scores"))
     todo = [it for it in items if dataset.shard_part_name(it["shard"]) not in done]
     log.info("score: %d shards with kept samples, %d scored before, %d to score", len(items), len(done), len(todo))
     _remove(sd.file(PIECES))  # an interrupted attempt's pieces: their shards are scored again

@@ -106,10 +106,10 @@ class ShardJob:
 
 
 def write_shard(job: ShardJob) -> dict:
-    """Write the tar (temporary name, then rename) and then its `_stats.json`; skip the work when both
-    exist from the same job (same fingerprint)."""
+    """Write the tar (temporary name, then rename), its checksum sidecar, then its `_stats.json`; skip the
+    work when all three exist from the same job (same fingerprint)."""
     fingerprint = job.digest()
-    if fs.exists(job.stats) and fs.exists(job.tar):
+    if fs.exists(job.stats) and fs.exists(job.tar) and fs.exists(sums.sidecar_path(job.tar)):
         done = fs.read_json(job.stats)
         if done.get("fingerprint") == fingerprint and done.get("tar_bytes") == _size(job.tar):
             return done

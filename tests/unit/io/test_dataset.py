@@ -39,3 +39,24 @@ def test_merge_stats_adds_numbers_and_nested_counts():
     assert got == {"rows": 7, "status": {"success": 6, "http_error": 1}}
     with pytest.raises(TypeError):
         dataset.merge_stats([{"name": "x"}])
+
+
+def test_a_resume_writes_again_a_part_that_lost_its_sidecar(tmp_path):
+    """finished_parts: what a resume may skip. A part whose sidecar is missing (killed, or out of disk,
+    between the part's commit and its sidecar's write) is not finished; a folder without any sidecar (an
+    older curate's) keeps every part."""
+    import pyarrow as pa
+
+    from curate.io import dataset
+
+    folder = tmp_path / "d"
+    for i in range(3):
+        dataset.write_part(pa.table({"uid": [str(i)]}), str(folder / dataset.part_name(i)))
+    (folder / "_sums" / f"{dataset.part_name(1)}.json").unlink()
+    assert list(dataset.finished_parts(str(folder))) == [dataset.part_name(0), dataset.part_name(2)]
+    assert list(dataset.list_parts(str(folder))) == [dataset.part_name(i) for i in range(3)]
+    for sidecar in (folder / "_sums").iterdir():
+        sidecar.unlink()
+    (folder / "_sums").rmdir()
+    assert list(dataset.finished_parts(str(folder))) == [dataset.part_name(i) for i in range(3)]
+    assert dataset.finished_parts(str(tmp_path / "none")) == {}
