@@ -169,14 +169,15 @@ def mismatch(path: str, expected: dict, size: int, digest: str) -> str | None:
     sidecar's algorithm); None when they agree."""
     if size == expected["size"] and digest == expected["digest"]:
         return None
-    return (f"{path}: {expected['algorithm']} {digest[:12]}, expected {expected['digest'][:12]}; "
+    n = 12 if digest[:12] != expected["digest"][:12] else len(digest)  # in full where the prefixes agree
+    return (f"{path}: {expected['algorithm']} {digest[:n]}, expected {expected['digest'][:n]}; "
             f"{size} bytes, expected {expected['size']}")
 
 
 def _raise_on(problem: str | None) -> None:
     if problem is not None:
-        raise CurateError(f"checksum mismatch in {problem}: the file is corrupt; remove it and its sidecar, "
-                          f"then rerun the stage that wrote it")
+        raise CurateError(f"checksum mismatch in {problem}: the file or its sidecar is corrupt; remove both, "
+                          f"then rerun the stage that wrote them")
 
 
 def check(path: str, data: bytes) -> None:

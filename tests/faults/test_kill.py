@@ -124,9 +124,7 @@ SIDECARS = {"select": "decisions/_sums/00003.parquet.json", "shard": "_sums/0000
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", [
     "select",
-    pytest.param("shard", marks=pytest.mark.xfail(strict=True, reason=(
-        "shard's resume takes a tar without its sidecar as done: the rerun finishes (exit 0) and "
-        "_sums/00001.tar.json is never written, so verify lists the tar as unverified"))),
+    "shard",
 ])
 def test_kill_between_a_part_and_its_sidecar_resumes_with_the_sidecar(stage, fresh_run, baseline, pool, scratch):
     """The state a kill leaves between a part's commit and its sidecar's write (sums.py: the sidecar comes
