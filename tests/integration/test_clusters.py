@@ -164,6 +164,7 @@ STAGES = ("download", "dedup", "score", "select", "shard")
 
 
 @pytest.mark.spark
+@pytest.mark.long  # a standalone cluster and two spark-submits (~2 min): make test-long / make bench
 def test_spark_standalone_runs_the_select_and_shard_jobs_on_the_cluster(config, reference, wheel, tmp_path):
     _spark_jobs_on_the_cluster(config, reference, wheel, tmp_path, (("selection", "select"), ("shard", "shard")))
 
