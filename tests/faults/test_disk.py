@@ -91,9 +91,6 @@ def test_read_only_run_is_one_line(stage, fresh_run, pool, scratch, mounts):
 FULL_DISK_BUGS = {  # stage: (strict, reason), found by this suite; the test stays, marked, until fixed
     "download": (True, "download on a full disk: stderr carries tarfile's `Exception ignored in: _Stream.__del__` "
                  "tracebacks, and the one line (`download shard 00002 failed: No space left on device`) names no path"),
-    "dedup": (False, "dedup resumed after ENOSPC: a part committed before its sidecar's write failed is taken as "
-              "done, so its sidecar is never written (dedup/hashes/_sums/00003.parquet.json missing; verify lists the "
-              "part as unverified); which file meets the full disk depends on the order of the Spark tasks"),
     "score": (True, "score on a full disk: `a Ray stage failed: OSError: [Errno 28] No space left on device` names "
               "no path"),
 }
