@@ -65,13 +65,12 @@ def _count(path: str, drop: set[str]) -> int:
         raise CurateError(f"dedup: cannot read {path}: {exc}") from exc
 
 
-def _rewrite_tar(path: str, drop: set[str]) -> int:
-    """Rewrite the tar at `path` without the members whose key (the name before the first dot) is in `drop`;
-    returns how many members were removed (0: the tar is left as it was)."""
+def _rewrite_tar(path: str, drop: set[str], removed: int | None = None) -> None:
+    """Rewrite the tar at `path` without the members whose key (the name before the first dot) is in `drop`
+    (`removed` of them, counted here when not given); a tar with none is left as it was."""
     tfs, p = fs.url_to_fs(path)
-    removed = _count(path, drop)
-    if not removed:
-        return 0
+    if not (_count(path, drop) if removed is None else removed):
+        return
     try:
         had_index = tarindex.read_index_bytes(path) is not None
         if had_index:
@@ -88,7 +87,6 @@ def _rewrite_tar(path: str, drop: set[str]) -> int:
         raise CurateError(f"dedup: cannot rewrite {path}: {exc}") from exc
     if had_index and not tarindex.write_index(path, writer.members):
         log.warning("%s: member names with whitespace; no .idx written", path)
-    return removed
 
 
 def _record(item: dict, uids: pa.Array) -> None:
@@ -114,6 +112,7 @@ def purge_shard(item: dict) -> dict:
     _record(item, listed)
     # the count goes to a stats sidecar before the tar is rewritten: a run killed after the rewrite finds
     # nothing left to remove, and reports what the first one removed (the same stats as an uninterrupted run)
+    removed = None  # a resumed run's tar may be rewritten already: _rewrite_tar counts what is left
     if fs.exists(item["counted"]):
         stats = fs.read_json(item["counted"])
     else:
@@ -121,7 +120,7 @@ def purge_shard(item: dict) -> dict:
         stats = {"safety_shards_rewritten": int(removed > 0), "safety_files_removed": removed}
         fs.write_json(item["counted"], stats)
     if keys:
-        _rewrite_tar(item["tar"], keys)
+        _rewrite_tar(item["tar"], keys, removed)
     log.info("dedup: %s: %d files of %d hash-listed samples removed", item["tar"], stats["safety_files_removed"],
              mine.num_rows)
     return stats

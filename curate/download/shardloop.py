@@ -19,7 +19,6 @@ The writer gets samples in the order they finish; `curate.download.worker.normal
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import logging
@@ -34,14 +33,12 @@ from img2dataset.downloader import Downloader, compute_key
 from curate.download import denylist, fetch, safety
 from curate.download.inputs import FACES, OPT_OUT
 from curate.download.status import SUCCESS, classify
+from curate.io import fs
 from curate.repeats import Repeats
 
 log = logging.getLogger(__name__)
 
 _META_INT = ("width", "height", "original_width", "original_height")
-# Our own storage failing (a full disk, a quota, a read-only mount) is not a sample's failure: the shard stops
-# with that one error (the engine retries it, then the user sees it) instead of marking every sample.
-_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 @dataclass(frozen=True)
@@ -105,8 +102,8 @@ class CuratedDownloader(Downloader):
         try:
             img = self._fetch_one(row, meta, fetcher, deny, listed)
         except OSError as exc:
-            if exc.errno in _STORAGE_ERRNOS:
-                raise
+            if exc.errno in fs.STORAGE_ERRNOS:  # our own storage, not the sample: the shard stops with that one
+                raise  # error (the engine retries it, then the user sees it) instead of marking every sample
             repeats.failed(key, exc)
             meta["status"], meta["error_message"], img = "download_error", f"{type(exc).__name__}: {exc}", None
         except Exception as exc:  # noqa: BLE001 - a sample that breaks the loop is a row with a status

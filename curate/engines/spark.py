@@ -66,9 +66,7 @@ class SparkEngine:
             try:
                 self.spark = builder.getOrCreate()
             except BaseException:
-                if self._scratch is not None:
-                    self._scratch.remove()
-                    self._scratch = None
+                self._drop_scratch()
                 raise
             self.spark.sparkContext.setLogLevel("ERROR")
             self._owned = True
@@ -81,9 +79,12 @@ class SparkEngine:
                 self.spark.stop()
         finally:
             self.spark = None
-            if self._scratch is not None:
-                self._scratch.remove()
-                self._scratch = None
+            self._drop_scratch()
+
+    def _drop_scratch(self) -> None:
+        if self._scratch is not None:
+            self._scratch.remove()
+            self._scratch = None
 
     @property
     def session(self) -> SparkSession:

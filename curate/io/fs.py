@@ -72,31 +72,28 @@ def is_local(path: str) -> bool:
     return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
-# a failed write or flush names no file (the kernel reports it on a descriptor): these are about the disk
-# written to, so the one-line error gets the path of the file being written
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+# errors of the storage written to (a full disk, a quota, a read-only mount, ...), not of the data; a failed
+# write or flush reports them on a descriptor, naming no file
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
 
 
-def naming(exc: OSError, path: str) -> OSError:
-    """`exc` itself, or, for a storage error that names no file, the same error naming `path`."""
-    if exc.filename is not None or exc.errno not in _STORAGE_ERRNOS:
-        return exc
-    named = OSError(exc.errno, exc.strerror or os.strerror(exc.errno), path)
-    named.__cause__ = exc
-    return named
+@contextmanager
+def naming(path: str) -> Iterator[None]:
+    """A storage error raised in the block that names no file is raised again naming `path` (the file being
+    written), so the one-line error says where."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in STORAGE_ERRNOS:
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), path) from exc
 
 
 @contextmanager
 def atomic_open(path: str, mode: str = "wb") -> Iterator[IO[Any]]:
     """See `_atomic_open`; a storage error while writing names `path`."""
-    try:
-        with _atomic_open(path, mode) as fh:
-            yield fh
-    except OSError as exc:
-        named = naming(exc, path)
-        if named is exc:
-            raise
-        raise named from exc
+    with naming(path), _atomic_open(path, mode) as fh:
+        yield fh
 
 
 @contextmanager

@@ -95,9 +95,7 @@ def read_sidecar(path: str) -> dict | None:
     try:
         got = json.loads(raw)
         algo = next(a for a in ALGORITHMS if a in got)
-        members = got.get("members")
-        return {"algorithm": algo, "digest": str(got[algo]), "size": int(got["size"]),
-                "members": None if members is None else [(int(o), int(c)) for o, c in members]}
+        return {"algorithm": algo, "digest": str(got[algo]), "size": int(got["size"]), "members": got.get("members")}
     except (ValueError, KeyError, TypeError, StopIteration) as exc:
         raise CurateError(f"checksum sidecar {sidecar_path(path)} is unreadable ({exc}); remove it and "
                           f"its part {path}, then rerun the stage that wrote them") from exc

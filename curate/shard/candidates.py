@@ -213,7 +213,7 @@ def read_bytes(path: str, rows: pa.Table) -> pa.Array:
     across gaps below GAP bytes (one request per range, in file order)."""
     offsets = rows.column("offsets").to_pylist()
     sizes = rows.column("sizes").to_pylist()
-    crcs = rows.column("crcs").to_pylist() if "crcs" in rows.column_names else [None] * len(offsets)
+    crcs = rows.column("crcs").to_pylist() if "crcs" in rows.column_names else [None] * len(offsets)  # one tar's
     spans = sorted({(o, o + s) for offs, szs in zip(offsets, sizes, strict=True)
                     for o, s in zip(offs, szs, strict=True)})
     merged: list[list[int]] = []
@@ -226,14 +226,14 @@ def read_bytes(path: str, rows: pa.Table) -> pa.Array:
     starts = np.array([m[0] for m in merged], np.int64)
     chunks = sfs.cat_ranges([p] * len(merged), [m[0] for m in merged], [m[1] for m in merged])
     out = []
-    for offs, szs, sums_ in zip(offsets, sizes, crcs, strict=True):
+    for offs, szs, listed in zip(offsets, sizes, crcs, strict=True):
         parts = []
         for o, s in zip(offs, szs, strict=True):
             j = int(np.searchsorted(starts, o, "right")) - 1
             parts.append(chunks[j][o - merged[j][0]:o - merged[j][0] + s])
         if sum(len(x) for x in parts) != sum(szs):
             raise CurateError(f"shard: {path} is cut short: a sample's files end past the end of the file")
-        for part, o, want in zip(parts, offs, sums_ or (), strict=False):
+        for part, o, want in zip(parts, offs, listed or [None] * len(offs), strict=True):
             sums.check_member(path, o, part, want)
         out.append(b"".join(parts))
     return pa.array(out, pa.binary())

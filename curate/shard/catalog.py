@@ -56,8 +56,7 @@ def with_crcs(places: pa.Table, sidecar: dict | None) -> pa.Table:
     values = np.full(len(flat), -1, np.int64)
     listed = (sidecar or {}).get("members")
     if listed:
-        at = np.array([o for o, _ in listed], np.int64)
-        crcs = np.array([c for _, c in listed], np.int64)
+        at, crcs = np.array(listed, np.int64).reshape(-1, 2).T
         order = np.argsort(at, kind="stable")
         at, crcs = at[order], crcs[order]
         i = np.minimum(np.searchsorted(at, flat), len(at) - 1)

@@ -57,12 +57,8 @@ def copy_tar_local(dest: str, job: ShardJob, sources: list[str], parts: int = 1)
     tmp = f"{folder}/{fs.TMP_PREFIX}{uuid.uuid4().hex[:8]}.{name}"
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        return _gather(out, tmp, dest, job, sources, heads, at, starts, cuts)
-    except OSError as exc:  # a full disk: the kernel names no file; the one-line error names the tar
-        named = fs.naming(exc, dest)
-        if named is exc:
-            raise
-        raise named from exc
+        with fs.naming(dest):  # a full disk: the kernel names no file; the one-line error names the tar
+            return _gather(out, tmp, dest, job, sources, heads, at, starts, cuts)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

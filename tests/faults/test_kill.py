@@ -61,18 +61,9 @@ HEAVY = ("download", "dedup", "score")  # a JVM or a Ray start per launch: minut
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", CHEAP)
+@pytest.mark.parametrize("stage", [*CHEAP, *(pytest.param(s, marks=pytest.mark.long) for s in HEAVY)])
 def test_killed_stage_resumes_to_identical_outputs(stage, fresh_run, baseline, pool, scratch):
-    run = fresh_run(stage)
-    tries = kill_chain(stage, run, baseline, pool, scratch, CI_KILLS, SEED)
-    _record(stage, "SIGKILL", tries)
-    assert sum(r.killed for _, r in tries) >= CI_KILLS
-
-
-@pytest.mark.long
-@pytest.mark.parametrize("stage", HEAVY)
-def test_killed_engine_stage_resumes_to_identical_outputs(stage, fresh_run, baseline, pool, scratch):
-    """The Spark and Ray stages: 5 kills each cost 2-3 minutes a stage on 2 shared cores (make test-long)."""
+    """The Spark and Ray stages' 5 kills cost 2-3 minutes a stage on 2 shared cores: `long` (make test-long)."""
     run = fresh_run(stage)
     tries = kill_chain(stage, run, baseline, pool, scratch, CI_KILLS, SEED)
     _record(stage, "SIGKILL", tries)
