@@ -10,7 +10,6 @@ import logging
 import math
 
 from img2dataset.resizer import Resizer
-from img2dataset.writer import WebDatasetSampleWriter
 
 from curate.download import failures
 from curate.download.config import RETRYABLE_STATUSES, DownloadConfig
@@ -22,6 +21,7 @@ from curate.download.limits import FetchLimits, PixelCap
 from curate.download.plan import UrlPlan, plan_urls
 from curate.download.polite import PoliteConfig
 from curate.download.presets import resolve
+from curate.download.rawwriter import RawShardWriter
 from curate.download.safety import SafetyConfig
 from curate.download.shardloop import CuratedDownloader, RunChecks
 from curate.download.status import SUCCESS
@@ -64,7 +64,7 @@ def make_downloader(config: DownloadConfig, raw_dir: str, checks: RunChecks | No
     checks = checks or RunChecks()
     inner = FaceBlur(resizer, config.encode_format) if checks.blur_faces else resizer
     return CuratedDownloader(
-        checks, sample_writer_class=WebDatasetSampleWriter, resizer=PixelCap(inner, config.max_pixels),
+        checks, sample_writer_class=RawShardWriter, resizer=PixelCap(inner, config.max_pixels),
         thread_count=config.threads, save_caption=True, extract_exif=False, output_folder=raw_dir,
         column_list=COLUMNS, timeout=config.timeout, number_sample_per_shard=config.shard_size,
         oom_shard_count=SHARD_DIGITS, compute_hash="sha256", verify_hash_type=None,
