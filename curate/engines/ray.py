@@ -315,12 +315,14 @@ def user_error(exc: BaseException) -> CurateError:
     if isinstance(root, CurateError):
         return CurateError(str(root).splitlines()[0])
     # Ray Data may drop the exception chain but keeps the worker's traceback text: find the stage's
-    # own error line there (a CurateError's message first, else the first non-Ray exception).
+    # own error line there (a CurateError's message first, else the last non-Ray exception: in a chain
+    # printed as Python prints it, the one the stage raised, e.g. a storage error that names its file,
+    # comes after its causes, which may not).
     lines = [m.groups() for m in _ERROR_LINE.finditer(str(exc)) if not m.group(1).startswith("ray.")]
     ours = [msg for name, msg in lines if name.startswith("curate.")]
     if ours:
         return CurateError(ours[0])
     if lines:
-        return CurateError(f"a Ray stage failed: {lines[0][0].rsplit('.', 1)[-1]}: {lines[0][1]}")
+        return CurateError(f"a Ray stage failed: {lines[-1][0].rsplit('.', 1)[-1]}: {lines[-1][1]}")
     text = str(root).strip().splitlines()
     return CurateError(f"a Ray stage failed: {type(root).__name__}: {text[-1] if text else ''}")

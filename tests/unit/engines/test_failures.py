@@ -75,3 +75,32 @@ def test_a_failed_spark_read_names_its_part_also_from_a_plain_action(spark_engin
     line = engine_error(got.value)
     assert str(line) == "/run/p/00002.parquet: Input/output error: /run/p/00002.parquet"
     assert engine_error(KeyError("x")) is None
+
+
+# Ray Data's text of a failed UDF when the chain of exceptions is lost (ray 2.x, as a score on a full disk
+# printed it): the storage error without a file, the one curate.io.fs.naming raised from it, Ray's wrapper.
+RAY_TEXT = """\x1b[36mray::MapBatches(PieceWriter)()\x1b[39m (pid=17775, ip=192.0.2.2)
+  File "/work/main/curate/io/fs.py", line 118, in _atomic_open
+    with fs.open(tmp, mode) as fh:
+OSError: [Errno 28] No space left on device
+
+The above exception was the direct cause of the following exception:
+
+\x1b[36mray::MapBatches(PieceWriter)()\x1b[39m (pid=17775, ip=192.0.2.2)
+  File "/work/main/curate/io/fs.py", line 89, in naming
+    raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), path) from exc
+OSError: [Errno 28] No space left on device: '/r/score/_pieces/00004/000040.parquet'
+
+The above exception was the direct cause of the following exception:
+
+\x1b[36mray::MapBatches(PieceWriter)()\x1b[39m (pid=17775, ip=192.0.2.2)
+ray.exceptions.UserCodeException: UDF failed to process a data block.
+"""
+
+
+def test_a_ray_stage_error_is_the_one_the_stage_raised_not_its_cause():
+    ray = pytest.importorskip("curate.engines.ray")
+
+    line = str(ray.user_error(RuntimeError(RAY_TEXT)))
+    assert line == ("a Ray stage failed: OSError: [Errno 28] No space left on device: "
+                    "'/r/score/_pieces/00004/000040.parquet'")
