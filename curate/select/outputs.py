@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from curate import schemas
 from curate.engines.base import StageSpec
 from curate.errors import CurateError
-from curate.io import dataset, fs
+from curate.io import dataset, fs, sums
 from curate.io.dataset import PART_COL
 from curate.stage import Stage
 
@@ -89,7 +89,7 @@ def write_uids(engine, decisions: str, work: str, path: str, kept: int) -> None:
     from curate.select.run import uids_to_u8u8
 
     dtype = np.dtype("u8,u8")
-    with fs.atomic_open(path, "wb") as fh:
+    with sums.open_part(path) as fh:  # hashed as written: its sidecar follows (curate verify checks it)
         np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype),
                                                   "fortran_order": False, "shape": (kept,)})
         written, last = 0, None

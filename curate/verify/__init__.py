@@ -20,7 +20,7 @@ from curate.io import fs, sums
 log = logging.getLogger(__name__)
 
 STAGES = ("extract", "download", "dedup", "score", "select", "shard", "export")
-SUFFIXES = (".parquet", ".tar")  # what a stage writes with a sidecar
+SUFFIXES = (".parquet", ".tar", ".npy")  # what a stage writes with a sidecar (select's uids.npy: .npy)
 THREADS = 16
 
 
