@@ -12,7 +12,7 @@ import pyarrow as pa
 from PIL import Image
 
 from curate import schemas
-from curate.io import dataset, fs, tarindex
+from curate.io import dataset, fs, sums, tarindex
 from curate.io.stagedir import StageDir
 from curate.io.tario import write_tar_file
 from curate.select.run import uids_to_u8u8
@@ -112,7 +112,7 @@ def write_uids(run_dir: str, kept: list[str]) -> None:
     fs.makedirs(sel)
     buf = io.BytesIO()
     np.save(buf, uids_to_u8u8(kept))
-    fs.write_bytes(fs.join(sel, "uids.npy"), buf.getvalue())
+    sums.write_bytes(fs.join(sel, "uids.npy"), buf.getvalue())  # with its sidecar, as select writes it
 
 
 def write_selection(run_dir: str, kept: list[str], weights: list[float] | None) -> None:
