@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.cliutil import add_spark_options, add_stage, report, spark_engine
+from curate.cliutil import add_spark_options, add_stage, report, reported_finished, spark_engine
 from curate.errors import CurateError
 
 
@@ -27,6 +27,8 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     from curate.dedup.run import run_dedup
 
     config = config_from_args(args)
+    if reported_finished("dedup", args.run, config):
+        return 0
     with spark_engine(args) as engine:
         report(run_dedup(engine, args.run, config))
     return 0

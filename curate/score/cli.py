@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.cliutil import add_stage, positive_int, report
+from curate.cliutil import add_stage, positive_int, report, reported_finished
 
 
 def config_from_args(args: argparse.Namespace):
@@ -25,6 +25,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from curate.score.run import run_score
 
     config = config_from_args(args)
+    if reported_finished("score", args.run, config):
+        return 0
     with RayEngine(address=args.address, progress=not args.quiet) as engine:
         report(run_score(engine, args.run, config))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from curate.cliutil import add_spark_options, add_stage, positive_int, report, spark_engine
+from curate.cliutil import add_spark_options, add_stage, positive_int, report, reported_finished, spark_engine
 
 
 def _count(text: str) -> int:
@@ -43,7 +43,9 @@ def cmd_shard(args: argparse.Namespace) -> int:
     if args.threads is not None and args.engine != "local":
         raise CurateError("shard: --threads is for --engine local; Spark and Ray size their own workers")
 
-    if args.engine != "local" and not StageDir(args.run, "shard").done():  # before the engine starts: one line
+    if args.engine != "local":  # before the engine starts: a finished stage needs none; errors are one line
+        if reported_finished("shard", args.run, config):
+            return 0
         StageDir.check_ready(args.run, "shard", "select" if config.uids is None else None)
     if args.engine == "spark":
         with spark_engine(args) as engine:
