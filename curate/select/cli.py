@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import argparse
 
-from curate.cliutil import add_spark_options, add_stage, fraction, report, spark_engine
+from curate.cliutil import add_spark_options, add_stage, fraction, report, reported_finished, spark_engine
+
+
+def config_from_args(args: argparse.Namespace):
+    from curate.select.run import SelectConfig
+
+    return SelectConfig(basic_filter=not args.no_basic_filter,
+                        clip_fraction=None if args.clip_threshold is not None else args.clip_fraction,
+                        clip_threshold=args.clip_threshold, policy=args.policy,
+                        target_size=args.target_size, engine=args.engine)
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    from curate.select.run import SelectConfig, run_select
-
-    config = SelectConfig(basic_filter=not args.no_basic_filter,
-                          clip_fraction=None if args.clip_threshold is not None else args.clip_fraction,
-                          clip_threshold=args.clip_threshold, policy=args.policy,
-                          target_size=args.target_size, engine=args.engine)
     from curate.io.stagedir import StageDir
+    from curate.select.run import run_select
 
-    if args.engine == "spark" and not StageDir(args.run, "select").done():  # a finished one needs no JVM
-        StageDir.check_ready(args.run, "select", "score")  # before the JVM: the error is all the user sees
+    config = config_from_args(args)
+
+    if args.engine == "spark":  # before the JVM: a finished stage needs none; errors are all the user sees
+        if reported_finished("select", args.run, config):
+            return 0
+        StageDir.check_ready(args.run, "select", "score")
         with spark_engine(args) as engine:
             report(run_select(args.run, config, engine))
     else:

@@ -19,6 +19,9 @@ def _config(argv: list[str]):
     if args.command == "score":
         from curate.score.cli import config_from_args
         return config_from_args(args)
+    if args.command == "select":
+        from curate.select.cli import config_from_args
+        return config_from_args(args)
     from curate.shard.run import ShardConfig
     return ShardConfig(samples_per_shard=args.samples_per_shard)
 
@@ -36,10 +39,11 @@ def _no_engine(monkeypatch) -> None:
         raise AssertionError("an engine was started for a finished stage")
 
     import curate.dedup.cli
+    import curate.select.cli
     import curate.shard.cli
 
-    monkeypatch.setattr(curate.dedup.cli, "spark_engine", refuse)
-    monkeypatch.setattr(curate.shard.cli, "spark_engine", refuse)
+    for cli in (curate.dedup.cli, curate.select.cli, curate.shard.cli):
+        monkeypatch.setattr(cli, "spark_engine", refuse)
     ray = pytest.importorskip("curate.engines.ray")
     monkeypatch.setattr(ray, "RayEngine", refuse)
 
@@ -47,6 +51,8 @@ def _no_engine(monkeypatch) -> None:
 CASES = {
     "dedup": (["--near-distance", "3"], ["--near-distance", "5"]),
     "score": (["--decoder", "exact"], ["--decoder", "pil-draft"]),  # draft decoding changes the scores
+    "select-spark": (["--engine", "spark", "--clip-threshold", "0.7"],
+                     ["--engine", "spark", "--clip-threshold", "0.8"]),
     **{f"shard-{engine}": (["--engine", engine, "--samples-per-shard", "4"],
                            ["--engine", engine, "--samples-per-shard", "5"]) for engine in ("spark", "ray")},
 }
