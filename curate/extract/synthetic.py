@@ -85,6 +85,11 @@ def _envelope(page: WatPage, n: int, kind: str) -> dict:
                          "Actual-Content-Length": "40000", "WARC-Header-Metadata": header, "Payload-Metadata": payload}}
 
 
+def wat_record(page: WatPage, n: int, kind: str = "response") -> bytes:
+    """The JSON of one WAT metadata record (`kind`: request, response or metadata), compact as Common Crawl's."""
+    return json.dumps(_envelope(page, n, kind), separators=(",", ":")).encode()
+
+
 @contextlib.contextmanager
 def _writer(path: str) -> Iterator:
     """A warcio writer of gzipped records into `path` (any fsspec URL), its warcinfo record written."""
@@ -109,7 +114,7 @@ def write_wat(path: str, pages: Iterable[WatPage | bytes], start_id: int = 1) ->
                 n += 1
                 continue
             for kind in ("request", "response", "metadata"):
-                body = json.dumps(_envelope(page, start_id + n, kind), separators=(",", ":")).encode()
+                body = wat_record(page, start_id + n, kind)
                 writer.write_record(writer.create_warc_record(
                     page.url, "metadata", payload=io.BytesIO(body), warc_content_type="application/json"))
                 n += 1
