@@ -150,18 +150,20 @@ class FileRows:
         cand = np.flatnonzero(pc.is_null(why).to_numpy(zero_copy_only=False))
         keys = pc.binary_join_element_wise(url.take(cand), pc.fill_null(caption.take(cand), ""), "\x00")
         seen, salt, sha256 = self.seen, self.salt, hashlib.sha256
-        keep, uids, dups, dup_why = [], [], [], []
+        keep, digests, dups, dup_why = [], [], [], []
         pages = (page_of[cand] + self.page_no0).tolist()
-        for j, key, page in zip(cand.tolist(), keys.to_pylist(), pages, strict=True):
-            digest = sha256(key.encode() + salt).digest()[:16]
+        for j, key, page in zip(cand.tolist(), keys.cast(pa.binary()).to_pylist(), pages, strict=True):
+            digest = sha256(key + salt).digest()[:16]
             earlier = seen.get(digest)
             if earlier is None:
                 seen[digest] = page
                 keep.append(j)
-                uids.append(digest.hex())
+                digests.append(digest)
             else:
                 dups.append(j)
                 dup_why.append("duplicate_in_page" if earlier == page else "duplicate_in_file")
+        uids = b"".join(digests).hex()
+        uids = [uids[k:k + 32] for k in range(0, len(uids), 32)]
         if dups:
             mask = np.zeros(len(why), bool)
             mask[dups] = True
