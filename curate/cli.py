@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from curate.cliutil import add_spark_options, add_stage, positive_int
 from curate.compare.cli import add_parser as add_compare
@@ -207,15 +208,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def entry() -> None:
-    """The `curate` command (and `python -m curate.cli`): `main()`, then Python's own exit work (non-daemon
-    threads joined, atexit handlers: logging flushed, Ray and Spark stopped, temporary folders removed, stdio
-    flushed) and `os._exit`, without the C and C++ libraries' exit-time destructors. On a loaded machine
-    those aborted about one exit in 60 (`terminate called without an active exception`, exit status 134
-    after a clean `curate: error:` line): a native thread pool torn down while one of its threads ran."""
+    """The `curate` command (and `python -m curate.cli`): `main()`, then `leave` with its status."""
     try:
         code = main()
     except SystemExit as exc:  # argparse's usage errors and --help
         code = exc.code
+    leave(code)
+
+
+def leave(code: int | str | None) -> NoReturn:
+    """Exit with `code` (as `sys.exit` takes it) after Python's own exit work (non-daemon threads joined, atexit
+    handlers: logging flushed, Ray and Spark stopped, temporary folders removed, stdio flushed), by `os._exit`,
+    without the C and C++ libraries' exit-time destructors. On a loaded machine those aborted about one exit in
+    60 (`terminate called without an active exception`, exit status 134 after a clean `curate: error:` line): a
+    native thread pool torn down while one of its threads ran. The `curate` command and the jobs/ entry points
+    leave this way."""
     if not isinstance(code, int):
         if code is not None:
             print(code, file=sys.stderr)

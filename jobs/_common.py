@@ -74,6 +74,14 @@ def stage_config(cls: type, data: dict, section: str):
     return from_mapping(cls, data.get(section) or {}, where=section)
 
 
+def run(job) -> None:
+    """Run `job()` and leave as the `curate` command does (curate.cli.leave): status 0, or one line and status
+    2 for a CurateError or a Spark or Ray failure in the workers."""
+    from curate.cli import leave
+
+    leave(main(job))
+
+
 def main(job) -> int:
     """Run `job()` and turn a CurateError, or a Spark or Ray failure in the workers, into one line and exit
     status 2, like the CLI."""

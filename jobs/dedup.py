@@ -7,8 +7,6 @@ near-duplicates, on Spark).
 
 from __future__ import annotations
 
-import sys
-
 import _common
 
 
@@ -23,4 +21,4 @@ def job() -> None:
 
 if __name__ == "__main__":
     _common.bootstrap()
-    sys.exit(_common.main(job))
+    _common.run(job)

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import _common
 
 
@@ -23,4 +21,4 @@ def job() -> None:
 
 if __name__ == "__main__":  # img2dataset spawns processes: the guard keeps them from re-running the job
     _common.bootstrap()
-    sys.exit(_common.main(job))
+    _common.run(job)

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import _common
 
 
@@ -25,4 +23,4 @@ def job() -> None:
 
 if __name__ == "__main__":
     _common.bootstrap()
-    sys.exit(_common.main(job))
+    _common.run(job)

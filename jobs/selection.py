@@ -11,8 +11,6 @@ shadow the standard library's `select` module (Spark's Python workers import it)
 
 from __future__ import annotations
 
-import sys
-
 import _common
 
 
@@ -27,4 +25,4 @@ def job() -> None:
 
 if __name__ == "__main__":
     _common.bootstrap()
-    sys.exit(_common.main(job))
+    _common.run(job)

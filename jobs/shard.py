@@ -13,8 +13,6 @@ Ray tasks under `ray job submit`); the driver holds one descriptor per source sh
 
 from __future__ import annotations
 
-import sys
-
 import _common
 
 
@@ -29,4 +27,4 @@ def job() -> None:
 
 if __name__ == "__main__":
     _common.bootstrap()
-    sys.exit(_common.main(job))
+    _common.run(job)

@@ -74,3 +74,24 @@ def test_an_engine_failure_is_one_line_and_exit_2(capsys):
     assert capsys.readouterr().err == "curate: error: dedup: cannot read /r/00001.tar: unexpected end of data\n"
     with pytest.raises(KeyError):
         _common.main(lambda: {}["x"])
+
+
+JOBS = Path(__file__).parents[2] / "jobs"
+
+
+def test_a_job_leaves_like_the_cli(tmp_path):
+    """A job script's failure: one line, status 2, after its threads and atexit handlers (curate.cli.leave)."""
+    import subprocess
+
+    script = (f"import atexit, sys; sys.path.insert(0, {str(JOBS)!r}); import _common\n"
+              "atexit.register(lambda: print('atexit ran', flush=True))\n"
+              "from curate.errors import CurateError\n"
+              "def job():\n    raise CurateError('no such run')\n"
+              "_common.run(job)\nprint('not reached')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "atexit ran\n", "curate: error: no such run\n")
+    missing = tmp_path / "none.yaml"
+    result = subprocess.run([sys.executable, str(JOBS / "shard.py"), "--config", str(missing)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("curate: error:") and str(missing) in result.stderr
