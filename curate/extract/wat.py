@@ -10,8 +10,8 @@ Two readers, one JSON library (msgspec), the same Page for every record. The fas
 against the shape above: the fields it names become Python objects and the rest (anchor texts, scripts, the
 crawler's headers: most of a page's bytes) is validated and skipped without making objects, which makes it
 about half the cost of a full parse. A record it cannot take as that shape (a field of another type, nesting
-past the recursion limit, invalid UTF-8 where it skips, malformed JSON) goes to the reference reader, which
-parses the whole record and decides whether it is a page, not a page, or a bad record.
+past the recursion limit, bytes that are not UTF-8 in a field it reads, malformed JSON) goes to the reference
+reader, which parses the whole record and decides whether it is a page, not a page, or a bad record.
 """
 
 from __future__ import annotations
@@ -91,10 +91,8 @@ _UNSURE = object()  # the fast reader's answer when the reference reader must de
 
 def _fast(data: bytes, url_attributes: frozenset[str], robots_names: frozenset[str]) -> Page | None | object:
     try:
-        if not data.isascii():
-            data.decode()  # msgspec checks the UTF-8 of the strings it decodes, not of those it skips
-        envelope = _DECODER.decode(data).Envelope
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError is a DecodeError
+        envelope = _DECODER.decode(data).Envelope  # raises on invalid UTF-8 in what it decodes, not in what it skips
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return _UNSURE
     header = envelope.header
     if header is None or header.type != "response":
@@ -126,9 +124,11 @@ def _robots(metas, headers, robots_names: frozenset[str]) -> frozenset[str]:
 
 
 # --- the reference reader: the whole record parsed -------------------------------------------------------
+# Bytes that are not UTF-8 read as U+FFFD (as browsers and Python's "replace" read them), so such bytes in an
+# anchor's text do not make a page's images bad; the fast reader skips them and finds the same images.
 def _reference(data: bytes, url_attributes: frozenset[str], robots_names: frozenset[str]) -> Page | None:
     try:
-        doc = msgspec.json.decode(data)
+        doc = msgspec.json.decode(data.decode("utf-8", "replace"))
         envelope = doc["Envelope"]
         header = envelope.get("WARC-Header-Metadata") or {}
         if header.get("WARC-Type") != "response":

@@ -60,8 +60,11 @@ BASE = wat_record(WatPage(PAGE, links=(img("a.jpg", alt="a cat"),), anchors=3), 
 
 
 @pytest.mark.parametrize(("label", "data", "expected"), [
-    ("invalid UTF-8 where the fast reader skips", _with(BASE, b"read more about topic 1", b"read \xff more"), "bad"),
-    ("a UTF-8-encoded surrogate", _with(BASE, b"read more about topic 1", b"\xed\xa0\x80"), "bad"),
+    ("bytes that are not UTF-8 where the fast reader skips", _with(BASE, b"read more about topic 1", b"read \xff"),
+     Page(PAGE, [((("src", "a.jpg"),), "a cat", None, None, None)], None, frozenset(), record_id(1))),
+    ("a UTF-8-encoded surrogate in an alt: U+FFFD", _with(BASE, b'"alt":"a cat"', b'"alt":"a\xed\xa0\x80"'),
+     Page(PAGE, [((("src", "a.jpg"),), "a\ufffd\ufffd\ufffd", None, None, None)], None, frozenset(), record_id(1))),
+    ("an escaped lone surrogate", _with(BASE, b"read more about topic 1", b"\\ud800"), "bad"),
     ("nesting deeper than the recursion limit", _with(BASE, b'"Headers-Length":"512"',
                                                       b'"Headers-Length":' + b"[" * 5000 + b"]" * 5000), "bad"),
     ("cut short", BASE[:-40], "bad"),
