@@ -111,7 +111,7 @@ def _fast(data: bytes, url_attributes: frozenset[str], robots_names: frozenset[s
 
 def _text(value: Any) -> str | None:
     """A field the rows read as text: a number, list or object there is taken as absent (the image is then
-    rejected with the reason its absence gives, e.g. no_url), never passed on."""
+    rejected with the reason its absence gives: invalid_url, no_caption), never passed on."""
     return value if isinstance(value, str) else None
 
 

@@ -126,3 +126,16 @@ def test_malformed_records_are_counted_not_fatal(tmp_path, extract):
     stats, pairs, _ = extract(path)
     assert [r["url"] for r in pairs] == ["https://example.com/a/ok.jpg"]
     assert (stats["records"], stats["records_bad"], stats["pages"]) == (6, 2, 1)  # "not json" lacks the marker
+
+
+def test_fields_of_another_type_are_rejections_not_failures(tmp_path, extract):
+    """A number where a link's url or alt belongs is taken as absent (it used to fail the whole stage)."""
+    path = tmp_path / "in.warc.wat.gz"
+    links = ({"path": "IMG@/src", "url": 12, "alt": "number url"}, {"path": "IMG@/src", "alt": "no url"},
+             {"path": "IMG@/src", "url": "ok.jpg", "alt": 5}, img("good.jpg", alt="good"))
+    write_wat(str(path), [WatPage(PAGE, links=links)])
+    stats, pairs, rejects = extract(path)
+    assert [r["url"] for r in pairs] == ["https://example.com/a/good.jpg"]
+    assert [(r["reason"], r["caption"]) for r in rejects] == [
+        ("invalid_url", "number url"), ("invalid_url", "no url"), ("no_caption", None)]
+    assert (stats["records_bad"], stats["images"], stats["rejected_total"]) == (0, 4, 3)
