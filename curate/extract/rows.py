@@ -150,20 +150,19 @@ class FileRows:
         cand = np.flatnonzero(pc.is_null(why).to_numpy(zero_copy_only=False))
         keys = pc.binary_join_element_wise(url.take(cand), pc.fill_null(caption.take(cand), ""), "\x00")
         seen, salt, sha256 = self.seen, self.salt, hashlib.sha256
-        keep, digests, dups, dup_why = [], [], [], []
+        keep, uids, dups, dup_why = [], [], [], []
         pages = (page_of[cand] + self.page_no0).tolist()
+        # in the task extracting one input file: one batch of at most BATCH_IMAGES images, never the pool
         for j, key, page in zip(cand.tolist(), keys.cast(pa.binary()).to_pylist(), pages, strict=True):
             digest = sha256(key + salt).digest()[:16]
             earlier = seen.get(digest)
             if earlier is None:
                 seen[digest] = page
                 keep.append(j)
-                digests.append(digest)
+                uids.append(digest.hex())
             else:
                 dups.append(j)
                 dup_why.append("duplicate_in_page" if earlier == page else "duplicate_in_file")
-        uids = b"".join(digests).hex()
-        uids = [uids[k:k + 32] for k in range(0, len(uids), 32)]
         if dups:
             mask = np.zeros(len(why), bool)
             mask[dups] = True

@@ -49,8 +49,6 @@ def test_the_fast_reader_takes_common_crawl_records():
     assert sum(len(p.images) for p in fast) > 1000
 
 
-
-
 def _with(record: bytes, old: bytes, new: bytes) -> bytes:
     assert old in record
     return record.replace(old, new, 1)
