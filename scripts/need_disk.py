@@ -18,7 +18,11 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    need = float(argv[0])
+    try:
+        need = float(argv[0])
+    except ValueError:
+        print(f"make: VENV_GIB must be a number of GiB, not {argv[0]!r}", file=sys.stderr)
+        return 2
     for path in [*argv[1:], tempfile.gettempdir()]:
         where = Path(path).resolve()
         while not where.exists():

@@ -112,8 +112,8 @@ def plan_on_ray(config: DownloadConfig, files: list[InputFile], given: bool, url
             .map_batches(_ReadFiles(config), batch_size=1, batch_format="pyarrow", num_cpus=0.5)).materialize()
     counts = rows.map_batches(_file_counts, batch_format="pyarrow", batch_size=None).to_arrow_refs()
     # blocks may differ in types (an empty block reads as nulls): permissive, then aggregate
-    # one row per block (a block holds one input file's rows: one read task per file): about input bytes / Ray's
-    # target block size plus the files, whatever the row count
+    # one small row per Ray block (a block holds one input file's rows: one read task per file), so about input
+    # bytes / DataContext.target_max_block_size (128 MiB) plus one per file: shard metadata, whatever the row count
     got = ray.get(counts)
     counted = pa.concat_tables([t for t in got if t.num_rows] or got[:1], promote_options="permissive")
     per_file = counted.group_by(FILE).aggregate([("bad_count", "sum"), ("bad_sum", "sum")])

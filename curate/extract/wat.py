@@ -97,7 +97,8 @@ def _fast(data: bytes, url_attributes: frozenset[str], robots_names: frozenset[s
     header = envelope.header
     if header is None or header.type != "response":
         return None
-    http, html = envelope.payload.http, envelope.payload.http.html
+    http = envelope.payload.http
+    html = http.html
     head = html.Head
     try:
         robots = _robots(head.Metas if head is not None else None, http.Headers, robots_names)

@@ -211,7 +211,8 @@ def _as_refused(refused: pa.Table, out: pa.Schema) -> pa.Table:
 def read_bytes(path: str, rows: pa.Table) -> pa.Array:
     """Each row's files, concatenated in its `exts` order, read from the tar at `path` in ranges merged
     across gaps below GAP bytes (one request per range, in file order)."""
-    # in the task reading this tar: one source tar's samples (at most its download --shard-size), never the pool
+    # in the task reading this tar: one source tar's samples, at most the download's shard_size (10,000 by
+    # default, DownloadConfig), never the pool
     offsets = rows.column("offsets").to_pylist()
     sizes = rows.column("sizes").to_pylist()
     crcs = rows.column("crcs").to_pylist() if "crcs" in rows.column_names else [None] * len(offsets)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -81,8 +82,6 @@ JOBS = Path(__file__).parents[2] / "jobs"
 
 def test_a_job_leaves_like_the_cli(tmp_path):
     """A job script's failure: one line, status 2, after its threads and atexit handlers (curate.cli.leave)."""
-    import subprocess
-
     script = (f"import atexit, sys; sys.path.insert(0, {str(JOBS)!r}); import _common\n"
               "atexit.register(lambda: print('atexit ran', flush=True))\n"
               "from curate.errors import CurateError\n"

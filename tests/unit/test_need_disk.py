@@ -36,3 +36,8 @@ def test_make_checks_before_it_creates_the_venv(tmp_path):
     assert done.returncode != 0
     assert "make: installing the virtualenv needs about 1000000000 GiB free" in done.stderr
     assert not venv.exists()
+
+
+def test_a_size_that_is_not_a_number_is_one_line(tmp_path):
+    done = _run("ten", str(tmp_path))
+    assert (done.returncode, done.stderr) == (2, "make: VENV_GIB must be a number of GiB, not 'ten'\n")
